@@ -1,0 +1,72 @@
+"""The ASGI application: ``create_app()`` wires settings, store, cache and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..clock import Clock, utcnow
+from ..container import Services, build_services
+from ..errors import SchemaOutOfDate
+from ..settings import Settings
+from ..storage.tables import SCHEMA_REVISION
+from ..sync import ChangeFeed, run_feed
+from . import errors
+from .limits import BodyLimit
+from .routes import health, predict, retailers
+
+DESCRIPTION = """\
+Predicts, for an e-commerce cart, whether it will be purchased or abandoned in the next
+24 hours. Every retailer is a tenant: its API key acts on its own data only.
+Errors always have the shape `{"error": {"status", "code", "message", "details"}}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Services = app.state.services
+    revision = svc.store.schema_revision()
+    if revision != SCHEMA_REVISION:
+        raise SchemaOutOfDate(
+            f"database schema is at {revision or 'nothing'}, this code needs {SCHEMA_REVISION}: "
+            "run `cartpredict db upgrade`"
+        )
+    feed = ChangeFeed(svc.store, svc.cache)
+    stop = asyncio.Event()
+    poller = asyncio.create_task(
+        run_feed(
+            feed, svc.store, interval_s=svc.settings.sync_interval_s, clock=svc.clock, stop=stop
+        )
+    )
+    listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
+    try:
+        yield
+    finally:
+        stop.set()
+        await poller
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        svc.close()
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="cartpredict",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = build_services(settings, clock)
+    errors.install(app)
+    for module in (predict, retailers, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

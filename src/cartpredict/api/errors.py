@@ -1,0 +1,86 @@
+"""One handler per kind of failure, all answering the one JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from ..errors import (
+    CartPredictError,
+    InvalidInput,
+    MethodNotAllowed,
+    RouteNotFound,
+    error_body,
+)
+from .deps import json_response
+
+log = logging.getLogger(__name__)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _reason(err: dict[str, Any]) -> str:
+    if err.get("type") == "json_invalid":
+        detail = (err.get("ctx") or {}).get("error", "")
+        return f"malformed JSON{': ' + str(detail) if detail else ''}"
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def _detail(err: dict[str, Any]) -> dict[str, str]:
+    if err.get("type") == "json_invalid":
+        return {"field": "body", "reason": _reason(err)}
+    return {"field": _field(err.get("loc", ())), "reason": _reason(err)}
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, str]]:
+    return [_detail(e) for e in errors]
+
+
+def invalid(errors: list[Any]) -> InvalidInput:
+    details = validation_details(errors)
+    first = details[0] if details else {"field": "body", "reason": "invalid"}
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return InvalidInput(f"{first['field']}: {first['reason']}{more}", details=details)
+
+
+async def _app_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CartPredictError)
+    return json_response(exc.body(), exc.status, exc.headers or None)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return await _app_error(request, invalid(list(exc.errors())))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return await _app_error(request, RouteNotFound())
+    if exc.status_code == 405:
+        return await _app_error(request, MethodNotAllowed())
+    if exc.status_code == 400:
+        return await _app_error(request, InvalidInput(str(exc.detail)))
+    body = error_body(exc.status_code, "http_error", str(exc.detail))
+    return json_response(body, exc.status_code, dict(exc.headers or {}) or None)
+
+
+async def _unexpected(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return json_response(CartPredictError().body(), 500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CartPredictError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,73 @@
+"""Retailer configuration: create (operator), read, change, erase; rotate API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ...schemas import ApiKeyOut, RetailerCreate, RetailerCreated, RetailerPublic, RetailerUpdate
+from ..deps import OperatorDep, RetailerIdDep, ServicesDep, json_response, tenant
+from .docs import errors
+
+router = APIRouter(tags=["retailers"])
+
+
+@router.post(
+    "/retailer",
+    status_code=201,
+    response_model=RetailerCreated,
+    responses=errors(401, 403, 409, 413, 422),
+    summary="Create a retailer (operator key); returns its API key once",
+)
+def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep) -> Response:
+    retailer, key = svc.retailers.create(spec)
+    return json_response(
+        retailer.public() | {"api_key": key},
+        201,
+        {"Location": f"/retailer/{retailer.retailer_id}"},
+    )
+
+
+@router.get(
+    "/retailer/{retailer_id}",
+    response_model=RetailerPublic,
+    responses=errors(401, 404),
+    summary="A retailer's configuration",
+)
+async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    found = await tenant(svc, retailer_id)
+    return json_response(found.retailer.public())
+
+
+@router.patch(
+    "/retailer/{retailer_id}",
+    response_model=RetailerPublic,
+    responses=errors(401, 404, 413, 422),
+    summary="Change some of a retailer's configuration",
+)
+def update_retailer(
+    retailer_id: RetailerIdDep, changes: RetailerUpdate, svc: ServicesDep
+) -> Response:
+    return json_response(svc.retailers.update(retailer_id, changes.changes()).public())
+
+
+@router.delete(
+    "/retailer/{retailer_id}",
+    status_code=204,
+    responses=errors(401, 404),
+    summary="Erase a retailer and every row of its data",
+)
+def delete_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    svc.retailers.delete(retailer_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/retailer/{retailer_id}/keys",
+    status_code=201,
+    response_model=ApiKeyOut,
+    responses=errors(401, 404),
+    summary="Issue a new API key and revoke all earlier ones",
+)
+def rotate_key(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    key = svc.retailers.rotate_key(retailer_id)
+    return json_response({"retailer_id": retailer_id, "api_key": key}, 201)

@@ -1,0 +1,54 @@
+"""Wiring: one ``Services`` per process, built from ``Settings`` (used by the API and the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .auth import Authenticator
+from .cache import TenantCache
+from .clock import Clock
+from .models.registry import ModelRegistry
+from .service import Predictor, RetailerService, Tenants
+from .settings import Settings
+from .storage import Store, open_store
+from .sync import Notifier, RedisBus
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    store: Store
+    cache: TenantCache
+    tenants: Tenants
+    auth: Authenticator
+    retailers: RetailerService
+    predictor: Predictor
+    notifier: Notifier
+    bus: RedisBus | None
+
+    def close(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
+        self.store.close()
+
+
+def build_services(settings: Settings, clock: Clock) -> Services:
+    store = open_store(settings.database_url)
+    cache = TenantCache()
+    bus = RedisBus(settings.redis_url, settings.redis_channel) if settings.redis_url else None
+    notifier = Notifier(cache, bus)
+    tenants = Tenants(store=store, cache=cache, registry=ModelRegistry(store))
+    operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
+    return Services(
+        settings=settings,
+        clock=clock,
+        store=store,
+        cache=cache,
+        tenants=tenants,
+        auth=Authenticator(store=store, cache=cache, operator_key=operator_key),
+        retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
+        predictor=Predictor(),
+        notifier=notifier,
+        bus=bus,
+    )

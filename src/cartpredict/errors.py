@@ -1,0 +1,117 @@
+"""Every error the service reports, each carrying its HTTP status.
+
+One JSON body for all of them::
+
+    {"error": {"status": 422, "code": "invalid_input", "message": "...",
+               "details": [{"field": "cart_value", "reason": "..."}]}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+
+class CartPredictError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Iterable[Mapping[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details = [dict(d) for d in details]
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.code, self.message, self.details)
+
+
+def error_body(
+    status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message, "details": details or []}}
+
+
+class InvalidInput(CartPredictError):
+    status = 422
+    code = "invalid_input"
+    default_message = "The request is not valid."
+
+    @classmethod
+    def field(cls, field: str, reason: str) -> InvalidInput:
+        return cls(f"{field}: {reason}", details=[{"field": field, "reason": reason}])
+
+
+class Unauthorized(CartPredictError):
+    status = 401
+    code = "unauthorized"
+    default_message = "A valid API key is required (Authorization: Bearer <key>)."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(CartPredictError):
+    status = 403
+    code = "forbidden"
+    default_message = "This operation needs the operator key."
+
+
+class RetailerNotFound(CartPredictError):
+    """Also what a key gets for another tenant's retailer: the same bytes, nothing revealed."""
+
+    status = 404
+    code = "retailer_not_found"
+    default_message = "No such retailer."
+
+
+class RouteNotFound(CartPredictError):
+    status = 404
+    code = "not_found"
+    default_message = "No such endpoint."
+
+
+class MethodNotAllowed(CartPredictError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed on this endpoint."
+
+
+class RetailerExists(CartPredictError):
+    status = 409
+    code = "retailer_exists"
+    default_message = "A retailer with this id already exists."
+
+
+class PayloadTooLarge(CartPredictError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
+class StoreUnavailable(CartPredictError):
+    status = 503
+    code = "store_unavailable"
+    default_message = "The data store is unavailable; try again shortly."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after_s: int = 5,
+        details: Iterable[Mapping[str, str]] = (),
+    ) -> None:
+        super().__init__(message, details=details, headers={"Retry-After": str(retry_after_s)})
+
+
+class SchemaOutOfDate(CartPredictError):
+    status = 503
+    code = "schema_out_of_date"
+    default_message = "The database schema is not up to date: run `cartpredict db upgrade`."

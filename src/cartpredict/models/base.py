@@ -1,0 +1,24 @@
+"""The contract every served model meets."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from ..schemas import CartIn
+from ..storage import Retailer
+
+
+class Score(NamedTuple):
+    p_abandoned: float
+    abandoned: bool
+
+
+class ServedModel(Protocol):
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def threshold(self) -> float | None:
+        """P(abandoned) at or above which a cart is called abandoned; None for a rule."""
+
+    def score(self, cart: CartIn, retailer: Retailer) -> Score: ...

@@ -1,0 +1,58 @@
+"""The seed's baseline as an estimator: predict ``abandoned`` for every cart below $20.
+
+Its probability is honest: P(abandoned) is the abandonment rate observed on the cart's side of
+the rule. Unfitted, both sides carry the best public prior, Baymard Institute's average
+documented cart abandonment rate (70.19 %, average of 49 studies, 2024). ``fit`` replaces the
+prior with a retailer's own outcomes, shrunk toward it by ``prior_strength`` pseudo-carts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..schemas import CartIn
+from ..storage import Retailer
+from .base import Score
+
+BAYMARD_ABANDONMENT_RATE = 0.7019
+
+
+class BaselineRule:
+    version = "baseline"
+    threshold = None
+
+    def __init__(
+        self,
+        value_threshold: float = 20.0,
+        prior: float = BAYMARD_ABANDONMENT_RATE,
+        prior_strength: float = 10.0,
+    ) -> None:
+        self.value_threshold = value_threshold
+        self.prior = prior
+        self.prior_strength = prior_strength
+        self.p_abandoned_below_ = prior
+        self.p_abandoned_above_ = prior
+
+    def fit(self, cart_values: Sequence[float], abandoned: Sequence[bool]) -> BaselineRule:
+        if len(cart_values) != len(abandoned):
+            raise ValueError("cart_values and abandoned differ in length")
+        sides: dict[bool, list[bool]] = {True: [], False: []}
+        for value, outcome in zip(cart_values, abandoned, strict=True):
+            sides[value < self.value_threshold].append(bool(outcome))
+        self.p_abandoned_below_ = self._rate(sides[True])
+        self.p_abandoned_above_ = self._rate(sides[False])
+        return self
+
+    def _rate(self, outcomes: list[bool]) -> float:
+        k = self.prior_strength
+        return (sum(outcomes) + k * self.prior) / (len(outcomes) + k)
+
+    def predicts_abandoned(self, cart_value: float) -> bool:
+        return cart_value < self.value_threshold
+
+    def p_abandoned(self, cart_value: float) -> float:
+        below = self.predicts_abandoned(cart_value)
+        return self.p_abandoned_below_ if below else self.p_abandoned_above_
+
+    def score(self, cart: CartIn, retailer: Retailer) -> Score:
+        return Score(self.p_abandoned(cart.cart_value), self.predicts_abandoned(cart.cart_value))

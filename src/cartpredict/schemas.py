@@ -1,0 +1,209 @@
+"""API models in families: RetailerCreate / RetailerUpdate / RetailerPublic, CartIn / PredictionOut.
+
+Every request model forbids unknown fields (no personal data slips in under another name),
+rejects NaN and Infinity, and takes numbers and booleans only as JSON numbers and booleans.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+MAX_BATCH = 1000
+
+T = TypeVar("T")
+
+
+def _unique(values: list[T]) -> list[T]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must be unique")
+    return values
+
+
+RetailerId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+    Field(
+        description="Letters, digits, '_', '.', '-'; 1-64 characters, starting with a letter "
+        "or digit",
+        examples=["store_12345"],
+    ),
+]
+PaymentOption = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(examples=["credit_card"]),
+]
+Money = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
+Hours = Annotated[float, Field(strict=True, ge=0, le=24 * 366)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class DeviceType(StrEnum):
+    mobile = "mobile"
+    desktop = "desktop"
+    tablet = "tablet"
+    unknown = "unknown"
+
+
+class ShippingSpeed(StrEnum):
+    standard = "standard"
+    express = "express"
+    overnight = "overnight"
+    same_day = "same_day"
+    pickup = "pickup"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- retailers -------------------------------------------------------------------------------
+
+PaymentOptions = Annotated[
+    list[PaymentOption], Field(min_length=1, max_length=32), AfterValidator(_unique)
+]
+ShippingSpeeds = Annotated[
+    list[ShippingSpeed], Field(min_length=1, max_length=len(ShippingSpeed)), AfterValidator(_unique)
+]
+PrecisionTarget = Annotated[
+    float,
+    Field(
+        strict=True,
+        gt=0,
+        lt=1,
+        description="Operating point: highest recall whose precision on validation data is at "
+        "least this",
+    ),
+]
+
+
+class RetailerCreate(_Request):
+    retailer_id: RetailerId
+    requires_account: StrictBool
+    payment_options: PaymentOptions
+    shipping_speeds: ShippingSpeeds
+    pooled_learning: StrictBool = Field(
+        False, description="Opt in to the pooled model shared (as weights only) across retailers"
+    )
+    precision_target: PrecisionTarget = 0.70
+
+
+class RetailerUpdate(_Request):
+    """Any subset of the settable fields; ``retailer_id`` cannot change."""
+
+    requires_account: StrictBool | None = None
+    payment_options: PaymentOptions | None = None
+    shipping_speeds: ShippingSpeeds | None = None
+    pooled_learning: StrictBool | None = None
+    precision_target: PrecisionTarget | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep it")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RetailerUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class RetailerPublic(BaseModel):
+    retailer_id: str
+    requires_account: bool
+    payment_options: list[str]
+    shipping_speeds: list[ShippingSpeed]
+    pooled_learning: bool
+    precision_target: float
+    last_updated: datetime = Field(description="RFC 3339, UTC")
+
+
+class RetailerCreated(RetailerPublic):
+    api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
+
+
+class ApiKeyOut(BaseModel):
+    retailer_id: str
+    api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
+
+
+# --- predictions -----------------------------------------------------------------------------
+
+
+class CartIn(_Request):
+    retailer_id: RetailerId
+    cart_value: Money = Field(description="Cart total in the retailer's currency")
+    item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    inactivity_hours: Hours = Field(description="Hours since the last cart activity")
+    device_type: DeviceType
+    shipping_speed: ShippingSpeed = Field(description="One of the retailer's shipping_speeds")
+
+
+class PredictionOut(BaseModel):
+    prediction: Literal["abandoned", "purchased"] = Field(
+        description="At the retailer's operating point"
+    )
+    probability: Probability = Field(description="The model's confidence in `prediction`")
+    retailer_id: str
+    abandonment_probability: Probability = Field(description="Always P(abandoned)")
+    model_version: str = Field(description='"baseline" until a trained model is promoted')
+    threshold: Probability | None = Field(
+        description="P(abandoned) at or above which the prediction is `abandoned`; null for "
+        "the baseline rule, which decides on cart value"
+    )
+
+
+class BatchIn(_Request):
+    carts: Annotated[list[CartIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut] = Field(description="One per cart, in request order")
+
+
+# --- errors and health -----------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorInfo(BaseModel):
+    status: int
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorInfo
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]

@@ -1,0 +1,131 @@
+"""Keeping every worker's cache fresh after a change made by another worker.
+
+Two paths, so a change is visible everywhere within ``sync_interval_s`` (default 0.5 s; the
+documented bound is 2 s):
+
+* the change feed: each write appends (seq, retailer_id) in the same transaction; each worker
+  polls for new entries and invalidates those retailers. Always on; needs nothing but the store.
+* Redis pub/sub (when ``CARTPREDICT_REDIS_URL`` is set): the writer publishes the retailer id
+  after commit and every worker invalidates at once. If Redis is down, the feed still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+
+from .cache import TenantCache
+from .clock import Clock
+from .storage import Store
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = 100  # re-read this many seqs below the highest seen: writes may commit out of order
+FEED_RETENTION = timedelta(hours=1)
+PRUNE_EVERY_S = 60.0
+
+
+class ChangeFeed:
+    def __init__(self, store: Store, cache: TenantCache) -> None:
+        self._store = store
+        self._cache = cache
+        self._max = store.last_change_seq()
+        self._seen: set[int] = set()
+
+    def poll(self) -> int:
+        """Invalidate every retailer changed since the last poll; return how many changes."""
+        low = max(0, self._max - LOOKBACK)
+        fresh = [c for c in self._store.changes_after(seq=low) if c.seq not in self._seen]
+        for change in fresh:
+            self._cache.invalidate(change.retailer_id)
+            self._seen.add(change.seq)
+            self._max = max(self._max, change.seq)
+        low = max(0, self._max - LOOKBACK)
+        self._seen = {s for s in self._seen if s > low}
+        return len(fresh)
+
+
+class RedisBus:
+    def __init__(self, url: str, channel: str) -> None:
+        import redis
+
+        self._url = url
+        self._channel = channel
+        self._client: redis.Redis = redis.Redis.from_url(url, socket_timeout=1.0)
+
+    def publish(self, retailer_id: str) -> None:
+        import redis
+
+        try:
+            self._client.publish(self._channel, retailer_id)
+        except redis.RedisError as exc:  # the change feed still carries it
+            log.warning("redis publish failed: %s", exc)
+
+    def ping(self) -> None:
+        self._client.ping()
+
+    async def listen(self, cache: TenantCache, *, retry_s: float = 1.0) -> None:
+        import redis
+        import redis.asyncio as aioredis
+
+        while True:
+            client: Any = aioredis.Redis.from_url(self._url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            cache.invalidate(message["data"].decode())
+            except (redis.RedisError, OSError) as exc:
+                log.warning("redis subscription lost (%s); retrying in %.1fs", exc, retry_s)
+                await asyncio.sleep(retry_s)
+            finally:
+                await client.aclose()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class Notifier:
+    """Called by the service after a committed write that changes what serving caches."""
+
+    def __init__(self, cache: TenantCache, bus: RedisBus | None) -> None:
+        self._cache = cache
+        self._bus = bus
+
+    def changed(self, retailer_id: str) -> None:
+        self._cache.invalidate(retailer_id)
+        if self._bus is not None:
+            self._bus.publish(retailer_id)
+
+
+async def run_feed(
+    feed: ChangeFeed, store: Store, *, interval_s: float, clock: Clock, stop: asyncio.Event
+) -> None:
+    """Poll until ``stop`` is set; a failing store is logged and retried, never fatal.
+
+    Stopping waits for a poll in flight, so no connection is still out when the store closes.
+    """
+    since_prune = PRUNE_EVERY_S
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            return
+        try:
+            await run_in_threadpool(feed.poll)
+            since_prune += interval_s
+            if since_prune >= PRUNE_EVERY_S:
+                since_prune = 0.0
+                before = clock() - FEED_RETENTION
+                await run_in_threadpool(partial(store.prune_changes, before=before))
+        except Exception as exc:
+            log.warning("change feed poll failed: %s", exc)

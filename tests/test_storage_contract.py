@@ -1,0 +1,139 @@
+"""The storage contract: every backend behaves the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cartpredict.errors import RetailerExists
+from cartpredict.storage import Retailer, Store, open_store
+from cartpredict.storage.migrate import head_revision
+from cartpredict.storage.tables import SCHEMA_REVISION
+
+T0 = datetime(2026, 11, 1, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
+    yield opened
+    opened.close()
+
+
+def make(retailer_id: str, **changes: object) -> Retailer:
+    values: dict[str, object] = {
+        "retailer_id": retailer_id,
+        "requires_account": True,
+        "payment_options": ("credit_card", "paypal"),
+        "shipping_speeds": ("standard", "express"),
+        "pooled_learning": False,
+        "precision_target": 0.7,
+        "created_at": T0,
+        "last_updated": T0,
+    }
+    values.update(changes)
+    return Retailer(**values)  # type: ignore[arg-type]
+
+
+def test_schema_is_at_the_revision_the_code_expects(store: Store) -> None:
+    assert head_revision() == SCHEMA_REVISION
+    assert store.schema_revision() == SCHEMA_REVISION
+
+
+def test_create_then_get_round_trips_every_field(store: Store) -> None:
+    original = make("store_1", payment_options=("klarna",), shipping_speeds=("pickup",))
+    store.create_retailer(retailer=original, key_hash="a" * 64)
+    assert store.get_retailer(retailer_id="store_1") == original
+
+
+def test_datetimes_come_back_aware_utc(store: Store) -> None:
+    store.create_retailer(retailer=make("store_1"), key_hash="a" * 64)
+    got = store.get_retailer(retailer_id="store_1")
+    assert got is not None
+    assert got.last_updated.tzinfo is not None
+    assert got.last_updated == T0
+
+
+def test_duplicate_id_is_refused_and_writes_nothing(store: Store) -> None:
+    store.create_retailer(retailer=make("store_1"), key_hash="a" * 64)
+    seq = store.last_change_seq()
+    with pytest.raises(RetailerExists):
+        store.create_retailer(retailer=make("store_1", requires_account=False), key_hash="b" * 64)
+    assert store.retailer_for_key(key_hash="b" * 64) is None
+    assert store.get_retailer(retailer_id="store_1") == make("store_1")
+    assert store.last_change_seq() == seq
+
+
+def test_get_missing_is_none(store: Store) -> None:
+    assert store.get_retailer(retailer_id="nobody") is None
+
+
+def test_update_changes_only_that_retailer(store: Store) -> None:
+    store.create_retailer(retailer=make("a"), key_hash="a" * 64)
+    store.create_retailer(retailer=make("b"), key_hash="b" * 64)
+    later = T0 + timedelta(hours=1)
+    updated = store.update_retailer(
+        retailer_id="a", changes={"shipping_speeds": ["overnight"]}, updated_at=later
+    )
+    assert updated == make("a", shipping_speeds=("overnight",), last_updated=later)
+    assert store.get_retailer(retailer_id="a") == updated
+    assert store.get_retailer(retailer_id="b") == make("b")
+
+
+def test_update_missing_is_none(store: Store) -> None:
+    assert (
+        store.update_retailer(retailer_id="x", changes={"pooled_learning": True}, updated_at=T0)
+        is None
+    )
+
+
+def test_update_refuses_columns_that_are_not_settable(store: Store) -> None:
+    store.create_retailer(retailer=make("a"), key_hash="a" * 64)
+    with pytest.raises(ValueError, match="not updatable"):
+        store.update_retailer(retailer_id="a", changes={"created_at": T0}, updated_at=T0)
+
+
+def test_delete_erases_the_retailer_and_its_keys_only(store: Store) -> None:
+    store.create_retailer(retailer=make("a"), key_hash="a" * 64)
+    store.create_retailer(retailer=make("b"), key_hash="b" * 64)
+    assert store.delete_retailer(retailer_id="a", at=T0) is True
+    assert store.get_retailer(retailer_id="a") is None
+    assert store.retailer_for_key(key_hash="a" * 64) is None
+    assert store.retailer_for_key(key_hash="b" * 64) == "b"
+    assert store.delete_retailer(retailer_id="a", at=T0) is False
+
+
+def test_keys_are_added_looked_up_and_revoked_per_retailer(store: Store) -> None:
+    store.create_retailer(retailer=make("a"), key_hash="1" * 64)
+    store.create_retailer(retailer=make("b"), key_hash="3" * 64)
+    assert store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0) is True
+    assert store.add_api_key(retailer_id="nobody", key_hash="4" * 64, created_at=T0) is False
+    assert store.retailer_for_key(key_hash="2" * 64) == "a"
+    assert store.revoke_api_keys(retailer_id="a", at=T0) == 2
+    assert store.retailer_for_key(key_hash="1" * 64) is None
+    assert store.retailer_for_key(key_hash="3" * 64) == "b"
+
+
+def test_every_write_appends_to_the_change_feed(store: Store) -> None:
+    start = store.last_change_seq()
+    store.create_retailer(retailer=make("a"), key_hash="1" * 64)
+    store.update_retailer(retailer_id="a", changes={"pooled_learning": True}, updated_at=T0)
+    store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0)
+    store.revoke_api_keys(retailer_id="a", at=T0)
+    store.delete_retailer(retailer_id="a", at=T0)
+    feed = store.changes_after(seq=start)
+    assert [c.retailer_id for c in feed] == ["a"] * 5
+    assert [c.seq for c in feed] == sorted(c.seq for c in feed)
+    assert store.last_change_seq() == feed[-1].seq
+    assert store.changes_after(seq=feed[-1].seq) == []
+
+
+def test_old_changes_are_pruned(store: Store) -> None:
+    store.create_retailer(retailer=make("a"), key_hash="1" * 64)
+    store.update_retailer(
+        retailer_id="a", changes={"pooled_learning": True}, updated_at=T0 + timedelta(hours=2)
+    )
+    assert store.prune_changes(before=T0 + timedelta(hours=1)) == 1
+    assert len(store.changes_after(seq=0)) == 1
