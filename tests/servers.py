@@ -1,0 +1,69 @@
+"""Real ``cartpredict serve`` processes for tests that need more than one worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    env: dict[str, str],
+    *,
+    command: tuple[str, ...] = ("serve", "--no-migrate"),
+    cwd: Path | None = None,
+    timeout_s: float = 30.0,
+) -> Iterator[httpx.Client]:
+    """Start ``cartpredict COMMAND`` on a free loopback port; yield a client bound to it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cartpredict", *command, "--port", str(port)],
+        env=os.environ | env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0)
+    try:
+        _wait_ready(client, process, timeout_s)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def _wait_ready(client: httpx.Client, process: subprocess.Popen[Any], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{err}")
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"server not ready after {timeout_s}s")

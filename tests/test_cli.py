@@ -1,0 +1,114 @@
+"""The command line, through click's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from cartpredict.api.app import create_app
+from cartpredict.cli import DEMO_ENV_FILE, DEMO_RETAILERS, main
+
+from .conftest import make_settings
+
+
+@pytest.fixture
+def runner(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("CARTPREDICT_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("CARTPREDICT_OPERATOR_KEY", raising=False)
+    return CliRunner()
+
+
+def key_works(sqlite_url: str, retailer_id: str, key: str) -> bool:
+    with TestClient(create_app(make_settings(sqlite_url))) as client:
+        response = client.get(
+            f"/retailer/{retailer_id}", headers={"Authorization": f"Bearer {key}"}
+        )
+        return response.status_code == 200
+
+
+def test_retailer_create_prints_the_config_and_a_working_key(
+    runner: CliRunner, sqlite_url: str
+) -> None:
+    result = runner.invoke(
+        main,
+        [
+            "retailer", "create", "store_9", "--requires-account",
+            "--payment-option", "credit_card", "--payment-option", "klarna",
+            "--shipping-speed", "standard", "--shipping-speed", "same_day",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["payment_options"] == ["credit_card", "klarna"]
+    assert created["shipping_speeds"] == ["standard", "same_day"]
+    assert key_works(sqlite_url, "store_9", created["api_key"])
+
+
+def test_retailer_create_explains_bad_input(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "warp"]
+    )
+    assert result.exit_code == 1
+    assert "shipping_speeds.0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_retailer_create_refuses_a_duplicate(runner: CliRunner) -> None:
+    args = ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "standard"]
+    assert runner.invoke(main, args).exit_code == 0
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+
+
+def test_rotate_key_revokes_the_old_key(runner: CliRunner, sqlite_url: str) -> None:
+    args = ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "standard"]
+    old = json.loads(runner.invoke(main, args).output)["api_key"]
+    new = json.loads(runner.invoke(main, ["retailer", "rotate-key", "s"]).output)["api_key"]
+    assert not key_works(sqlite_url, "s", old)
+    assert key_works(sqlite_url, "s", new)
+    missing = runner.invoke(main, ["retailer", "rotate-key", "nobody"])
+    assert missing.exit_code == 1
+    assert "No such retailer" in missing.output
+
+
+def test_db_upgrade_is_idempotent(runner: CliRunner) -> None:
+    for _ in range(2):
+        result = runner.invoke(main, ["db", "upgrade"])
+        assert result.exit_code == 0
+        assert "schema up to date" in result.output
+
+
+def test_a_bad_setting_is_a_clear_error(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTPREDICT_SYNC_INTERVAL_S", "soon")
+    result = runner.invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "sync_interval_s" in result.output
+
+
+def test_demo_sets_up_retailers_and_writes_their_keys(
+    runner: CliRunner, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(main, ["demo", "--no-serve"])
+    assert first.exit_code == 0, first.output
+    env_file = tmp_path / DEMO_ENV_FILE
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    exported = dict(
+        line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+    )
+    assert "curl -s http://127.0.0.1:8000/predict_cart" in first.output
+    for spec in DEMO_RETAILERS:
+        key = exported[spec["retailer_id"].upper() + "_KEY"]
+        assert key in first.output
+        assert key_works(sqlite_url, spec["retailer_id"], key)
+    # Running again issues new keys; the old ones stop working.
+    os.environ.pop("CARTPREDICT_OPERATOR_KEY", None)
+    assert runner.invoke(main, ["demo", "--no-serve"]).exit_code == 0
+    assert not key_works(sqlite_url, "demo_fashion", exported["DEMO_FASHION_KEY"])

@@ -1,0 +1,71 @@
+"""The README's examples work as written, against a real ``cartpredict demo`` server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cartpredict.cli import DEMO_ENV_FILE
+
+from .servers import running_server
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
+
+pytestmark = pytest.mark.slow
+
+
+def examples() -> list[tuple[str, str, str]]:
+    """(curl command, language of the answer shown after it, that answer), in README order."""
+    blocks = BLOCK.findall(README.read_text())
+    found = []
+    for (lang, code), (next_lang, answer) in itertools.pairwise(blocks):
+        if lang == "bash" and "curl" in code and "$CARTPREDICT_URL" in code:
+            assert next_lang in {"json", "text"}, f"no documented answer after:\n{code}"
+            found.append((code, next_lang, answer))
+    return found
+
+
+def shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def test_the_readme_has_examples_for_every_endpoint() -> None:
+    commands = " ".join(code for code, _, _ in examples())
+    for path in ("/predict_cart ", "/predict_cart/batch", "/retailer ", "/retailer/store_12345"):
+        assert path in commands.replace("\\\n", " ").replace("\n", " ") + " ", path
+    assert "-X PATCH" in commands
+    assert "-X DELETE" in commands
+
+
+def test_every_curl_example_answers_as_documented(sqlite_url: str, tmp_path: Path) -> None:
+    env = {"CARTPREDICT_DATABASE_URL": sqlite_url}
+    with running_server(env, command=("demo",), cwd=tmp_path):
+        env_file = tmp_path / DEMO_ENV_FILE
+        for code, lang, documented in examples():
+            run = subprocess.run(
+                ["bash", "-c", f"set -e; source {env_file}; {code}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert run.returncode == 0, (code, run.stderr)
+            if lang == "text":
+                assert run.stdout.strip() == documented.strip(), code
+            else:
+                assert shape(json.loads(run.stdout)) == shape(json.loads(documented)), code
