@@ -115,6 +115,17 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
     ("unknown field", "POST", "/predict_cart", predict(email="a@b.c"), 422, "email"),
     ("malformed JSON", "POST", "/predict_cart", raw('{"retailer_id": "store_1",'), 422, "body"),
     ("empty body", "POST", "/predict_cart", raw(""), 422, "body"),
+    (
+        "form-encoded body",
+        "POST",
+        "/predict_cart",
+        {
+            "content": b"cart_value=3",
+            "headers": AUTH | {"Content-Type": "application/x-www-form-urlencoded"},
+        },
+        415,
+        None,
+    ),
     ("array not object", "POST", "/predict_cart", raw("[1, 2]"), 422, "body"),
     ("bad retailer id", "POST", "/predict_cart", predict(retailer_id="../etc"), 422, "retailer_id"),
     ("no key", "POST", "/predict_cart", {"json": cart("store_1")}, 401, None),

@@ -96,6 +96,12 @@ class PayloadTooLarge(CartPredictError):
     default_message = "The request body is too large."
 
 
+class UnsupportedMediaType(CartPredictError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "Send the body as JSON, with the header Content-Type: application/json."
+
+
 class StoreUnavailable(CartPredictError):
     status = 503
     code = "store_unavailable"

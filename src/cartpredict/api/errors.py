@@ -14,6 +14,7 @@ from ..errors import (
     InvalidInput,
     MethodNotAllowed,
     RouteNotFound,
+    UnsupportedMediaType,
     error_body,
 )
 from .deps import json_response
@@ -59,7 +60,14 @@ async def _app_error(_: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if isinstance(exc.body, bytes) and exc.body and not _is_json(request):
+        return await _app_error(request, UnsupportedMediaType())
     return await _app_error(request, invalid(list(exc.errors())))
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -113,10 +113,7 @@ class SqlStore:
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         with self._write() as conn:
-            found = conn.execute(
-                select(retailers.c.retailer_id).where(retailers.c.retailer_id == retailer_id)
-            ).first()
-            if found is None:
+            if not _exists(conn, retailer_id):
                 return False
             for table in TENANT_TABLES:
                 conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
@@ -127,10 +124,7 @@ class SqlStore:
 
     def add_api_key(self, *, retailer_id: str, key_hash: str, created_at: datetime) -> bool:
         with self._write() as conn:
-            exists = conn.execute(
-                select(retailers.c.retailer_id).where(retailers.c.retailer_id == retailer_id)
-            ).first()
-            if exists is None:
+            if not _exists(conn, retailer_id):
                 return False
             conn.execute(
                 insert(api_keys).values(
@@ -173,6 +167,11 @@ class SqlStore:
     def prune_changes(self, *, before: datetime) -> int:
         with self._write() as conn:
             return int(conn.execute(delete(changes).where(changes.c.changed_at < before)).rowcount)
+
+
+def _exists(conn: Connection, retailer_id: str) -> bool:
+    query = select(retailers.c.retailer_id).where(retailers.c.retailer_id == retailer_id)
+    return conn.execute(query).first() is not None
 
 
 def _record_change(conn: Connection, retailer_id: str, at: datetime) -> None:
