@@ -20,6 +20,7 @@ def test_create_returns_the_config_and_a_key_once(client: TestClient) -> None:
     assert body | {"api_key": None, "last_updated": None} == retailer_spec("store_1") | {
         "pooled_learning": False,
         "precision_target": 0.7,
+        "attributes": [],
         "api_key": None,
         "last_updated": None,
     }
@@ -28,7 +29,12 @@ def test_create_returns_the_config_and_a_key_once(client: TestClient) -> None:
 
 
 def test_get_returns_what_post_takes_plus_last_updated(client: TestClient) -> None:
-    spec = retailer_spec("store_1", pooled_learning=True, precision_target=0.8)
+    spec = retailer_spec(
+        "store_1",
+        pooled_learning=True,
+        precision_target=0.8,
+        attributes=[{"name": "coupon", "kind": "categorical"}],
+    )
     key = client.post("/retailer", json=spec, headers=OPERATOR).json()["api_key"]
     body = client.get("/retailer/store_1", headers={"Authorization": f"Bearer {key}"}).json()
     assert RFC3339_UTC.match(body.pop("last_updated"))

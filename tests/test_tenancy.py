@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from .conftest import OPERATOR, cart, create_retailer, snapshot
 
 Call = tuple[str, str, Callable[[str], dict[str, Any]]]
+EVENT = {"event_id": "e-1", "type": "purchased", "cart_id": "c-1", "at": "2026-11-01T10:00:00Z"}
 
 # (method, path template, request kwargs for a target retailer id)
 TENANT_CALLS: list[Call] = [
@@ -23,6 +24,9 @@ TENANT_CALLS: list[Call] = [
     ("POST", "/retailer/{rid}/keys", lambda rid: {}),
     ("POST", "/predict_cart", lambda rid: {"json": cart(rid)}),
     ("POST", "/predict_cart/batch", lambda rid: {"json": {"carts": [cart(rid)]}}),
+    ("POST", "/events", lambda rid: {"json": {"retailer_id": rid, "events": [EVENT]}}),
+    ("GET", "/retailer/{rid}/model", lambda rid: {}),
+    ("POST", "/retailer/{rid}/model/rollback", lambda rid: {}),
 ]
 # Routes with no tenant resource: open to all, or the operator's alone.
 NOT_TENANT_SCOPED = {("POST", "/retailer"), ("GET", "/healthz"), ("GET", "/readyz")}

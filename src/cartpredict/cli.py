@@ -7,6 +7,7 @@ import os
 import secrets
 import shlex
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ DEMO_RETAILERS: tuple[dict[str, Any], ...] = (
         "pooled_learning": False,
     },
 )
+DEMO_SEED = 7
+DEMO_CARTS_PER_DAY = 100.0
 DEMO_CART = {
     "retailer_id": "demo_fashion",
     "cart_value": 45.99,
@@ -221,6 +224,233 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
         raise click.ClickException("invalid input:\n" + "\n".join(lines)) from exc
 
 
+# --- learning: simulate, ingest, train, evaluate ----------------------------------------
+
+
+@main.command()
+@click.option("--retailers", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 365))
+@click.option("--carts-per-day", default=150.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write retailers and events as JSON lines here instead of loading them.",
+)
+def simulate(retailers: int, days: int, carts_per_day: float, seed: int, out: Path | None) -> None:
+    """Simulate retailers and their cart history (ending now), and load it into the database."""
+    from .clock import utcnow
+    from .experiments import load_simulation
+    from .simulate import simulate as draw
+
+    now = utcnow().replace(microsecond=0)
+    sim = draw(retailers=retailers, days=days, carts_per_day=carts_per_day, seed=seed,
+               start=now - timedelta(days=days))  # fmt: skip
+    if out is not None:
+        with out.open("w") as handle:
+            for event in sim.events():
+                handle.write(json.dumps(event) + "\n")
+        (out.with_suffix(".retailers.json")).write_text(json.dumps(sim.retailers, indent=2))
+        click.echo(f"wrote {len(sim.carts)} carts' events to {out} "
+                   f"and the retailers to {out.with_suffix('.retailers.json')}")  # fmt: skip
+        return
+    settings = _settings()
+    _upgrade(settings)
+    svc = _services(settings)
+    try:
+        stored = load_simulation(sim, svc.store, now=now)
+    finally:
+        svc.close()
+    click.echo(f"{len(sim.retailers)} retailers, {len(sim.carts)} carts over {days} days: "
+               f"{sum(stored.values())} new events stored")  # fmt: skip
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest(file: Path) -> None:
+    """Store the events in FILE (.csv, or JSON lines), each row naming its retailer_id.
+
+    All or nothing: if any line is invalid, every problem is listed and nothing is stored.
+    Events already stored (same retailer and event_id) are counted and skipped.
+    """
+    from .ingest import InvalidFile, load
+
+    settings = _settings()
+    _upgrade(settings)
+    svc = _services(settings)
+    try:
+        result = load(file, tenants=svc.tenants, events=svc.events)
+    except InvalidFile as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems[:200])
+        more = len(exc.problems) - 200
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        raise click.ClickException(f"{exc}:\n{lines}{tail}") from exc
+    finally:
+        svc.close()
+    for retailer_id, (received, stored) in sorted(result.items()):
+        click.echo(
+            f"{retailer_id}: {received} events, {stored} new, {received - stored} already stored"
+        )
+
+
+@main.command()
+@click.option("--retailer", "retailer_id", help="Train this retailer only (and the pooled model).")
+@click.option("--as-of", type=click.DateTime(), help="Train as if it were this time (UTC).")
+def train(retailer_id: str | None, as_of: datetime | None) -> None:
+    """Train the pooled and per-retailer models; promote those that beat what serves."""
+    from .models.training import Trainer
+
+    settings = _settings()
+    _upgrade(settings)
+    svc = _services(settings)
+    when = as_of.replace(tzinfo=UTC) if as_of else None
+    try:
+        trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"))
+        outcomes = trainer.run(retailer_id=retailer_id, as_of=when)
+    except LookupError as exc:
+        raise click.ClickException(f"no retailer '{exc.args[0]}'") from exc
+    finally:
+        svc.close()
+    _echo_outcomes(outcomes)
+
+
+def _progress(label: str) -> Any:
+    from tqdm import tqdm
+
+    return lambda it: tqdm(list(it), desc=label, unit="retailer", file=sys.stderr)
+
+
+def _echo_outcomes(outcomes: Any) -> None:
+    click.echo(f"{'model':<20} {'status':<18} {'AUC-PR(purchased): new':>24} {'served':>8} "
+               f"{'baseline':>9}")  # fmt: skip
+    for o in outcomes:
+        m = o.metrics
+        cells = [
+            _fmt(m.get(k, {}).get("auc_pr_purchased")) for k in ("candidate", "served", "baseline")
+        ]
+        click.echo(f"{o.scope:<20} {o.status:<18} {cells[0]:>24} {cells[1]:>8} {cells[2]:>9}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@main.command()
+@click.option(
+    "--dataset",
+    type=click.Choice(["simulated", "online-shoppers"]),
+    default="simulated",
+    show_default=True,
+)
+@click.option(
+    "--train",
+    "train_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="online-shoppers: the file to train on",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="online-shoppers: the file to score",
+)
+@click.option("--train-months", help="online-shoppers: only these months of --train (e.g. Feb,Mar)")
+@click.option("--test-months", help="online-shoppers: only these months of --test (e.g. Nov)")
+@click.option("--retailers", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=14, show_default=True, type=click.IntRange(2, 365))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write report.json, PNG plots and index.html here",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the headline figures as JSON")
+def evaluate(
+    dataset: str,
+    train_file: Path | None,
+    test_file: Path | None,
+    train_months: str | None,
+    test_months: str | None,
+    retailers: int,
+    days: int,
+    seed: int,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Evaluate the learning pipeline: on simulated retailers (against the oracle), or on the
+    UCI Online Shoppers data as one retailer with custom attributes."""
+    if dataset == "online-shoppers":
+        from .datasets import online_shoppers
+
+        if train_file is None or test_file is None:
+            raise click.UsageError("--dataset online-shoppers needs --train FILE and --test FILE")
+        report = online_shoppers.evaluate_files(
+            train_file, test_file, train_months=_months(train_months),
+            test_months=_months(test_months),
+        )  # fmt: skip
+    else:
+        from .experiments import simulated_evaluation
+
+        report, outcomes = simulated_evaluation(
+            retailers=retailers, days=days, seed=seed,
+            progress=_progress("training"),
+        )  # fmt: skip
+        if not as_json:
+            _echo_outcomes(outcomes)
+    if out is not None:
+        from .plots import write_report
+
+        paths = write_report(report, out)
+        click.echo(f"report: {paths['index']}", err=as_json)
+    headline = _headline(report)
+    if as_json:
+        click.echo(json.dumps(headline, indent=2))
+    else:
+        for name, figures in headline["models"].items():
+            cells = "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
+            click.echo(f"{name:<20} {cells}")
+
+
+def _months(text: str | None) -> tuple[str, ...] | None:
+    return tuple(m.strip() for m in text.split(",") if m.strip()) if text else None
+
+
+def _headline(report: Any) -> dict[str, Any]:
+    data = report.to_dict()
+    keys = ("auc_pr_purchased", "auc_pr_abandoned", "roc_auc", "brier")
+    first = data["models"][0]
+    return {
+        **{k: first[k] for k in keys},
+        "model": first["name"],
+        "prevalence_purchased": data["prevalence_purchased"],
+        "n_train": data["n_train"],
+        "n_test": data["n_test"],
+        "models": {m["name"]: {k: m[k] for k in keys} for m in data["models"]},
+        "context": data["context"],
+    }
+
+
+@main.group()
+def model() -> None:
+    """The models serving retailers."""
+
+
+@model.command("rollback")
+@click.argument("retailer_id")
+def model_rollback(retailer_id: str) -> None:
+    """Serve RETAILER_ID's previously promoted model again."""
+    from .errors import CartPredictError
+
+    svc = _services(_settings())
+    try:
+        info = svc.models.rollback(retailer_id)
+    except CartPredictError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        svc.close()
+    click.echo(f"{retailer_id} now served by {info['model_version']}")
+
+
 # --- demo (the main job) ---------------------------------------------------------------------
 
 
@@ -234,8 +464,15 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
     show_default=True,
     help="Serve after setting up (--no-serve only prints the keys).",
 )
-def demo(host: str, port: int, then_serve: bool) -> None:
-    """Set up demo retailers, print their API keys and a curl to try, then serve."""
+@click.option(
+    "--history/--no-history",
+    default=True,
+    show_default=True,
+    help="Simulate 14 days of cart history for 20 retailers and train their models.",
+)
+def demo(host: str, port: int, then_serve: bool, history: bool) -> None:
+    """Set up demo retailers with a simulated history and trained models, print their API
+    keys and a curl to try, then serve."""
     settings = _settings()
     operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
     if operator_key is None:
@@ -243,6 +480,8 @@ def demo(host: str, port: int, then_serve: bool) -> None:
         os.environ["CARTPREDICT_OPERATOR_KEY"] = operator_key
     _upgrade(settings)
     keys = _demo_retailers(settings)
+    if history:
+        _demo_history(settings)
     base = f"http://{host}:{port}"
     env_lines = [f"export CARTPREDICT_OPERATOR_KEY={operator_key}"]
     env_lines += [f"export {_env_name(rid)}={key}" for rid, key in keys.items()]
@@ -285,6 +524,26 @@ def _demo_retailers(settings: Settings) -> dict[str, str]:
     finally:
         svc.close()
     return keys
+
+
+def _demo_history(settings: Settings) -> None:
+    from .experiments import load_simulation
+    from .models.training import Trainer
+    from .simulate import simulate as draw
+
+    svc = _services(settings)
+    now = svc.clock().replace(minute=0, second=0, microsecond=0)
+    sim = draw(retailers=20, days=14, carts_per_day=DEMO_CARTS_PER_DAY, seed=DEMO_SEED,
+               start=now - timedelta(days=15), configs=DEMO_RETAILERS)  # fmt: skip
+    try:
+        stored = load_simulation(sim, svc.store, now=now)
+        click.echo(f"Simulated history: {len(sim.retailers)} retailers, {len(sim.carts)} carts "
+                   f"over 14 days ({sum(stored.values())} new events stored)")  # fmt: skip
+        outcomes = Trainer(svc.store, clock=svc.clock, progress=_progress("training")).run()
+    finally:
+        svc.close()
+    _echo_outcomes(outcomes)
+    click.echo()
 
 
 def _env_name(retailer_id: str) -> str:

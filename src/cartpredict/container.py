@@ -8,7 +8,7 @@ from .auth import Authenticator
 from .cache import TenantCache
 from .clock import Clock
 from .models.registry import ModelRegistry
-from .service import Predictor, RetailerService, Tenants
+from .service import EventService, ModelService, Predictor, RetailerService, Tenants
 from .settings import Settings
 from .storage import Store, open_store
 from .sync import Notifier, RedisBus
@@ -24,6 +24,9 @@ class Services:
     auth: Authenticator
     retailers: RetailerService
     predictor: Predictor
+    events: EventService
+    models: ModelService
+    registry: ModelRegistry
     notifier: Notifier
     bus: RedisBus | None
 
@@ -38,7 +41,8 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     cache = TenantCache()
     bus = RedisBus(settings.redis_url, settings.redis_channel) if settings.redis_url else None
     notifier = Notifier(cache, bus)
-    tenants = Tenants(store=store, cache=cache, registry=ModelRegistry(store))
+    registry = ModelRegistry(store)
+    tenants = Tenants(store=store, cache=cache, registry=registry)
     operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
     return Services(
         settings=settings,
@@ -49,6 +53,9 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         auth=Authenticator(store=store, cache=cache, operator_key=operator_key),
         retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
         predictor=Predictor(),
+        events=EventService(store=store, clock=clock),
+        models=ModelService(tenants=tenants, registry=registry, notifier=notifier, clock=clock),
+        registry=registry,
         notifier=notifier,
         bus=bus,
     )

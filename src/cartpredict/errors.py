@@ -90,6 +90,12 @@ class RetailerExists(CartPredictError):
     default_message = "A retailer with this id already exists."
 
 
+class Conflict(CartPredictError):
+    status = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
 class PayloadTooLarge(CartPredictError):
     status = 413
     code = "payload_too_large"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -71,6 +72,67 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# --- custom attributes -----------------------------------------------------------------------
+
+# Names that would invite personal data are refused outright.
+PERSONAL_NAMES = frozenset(
+    [
+        "email",
+        "name",
+        "first_name",
+        "last_name",
+        "phone",
+        "address",
+        "user_id",
+        "customer_id",
+        "ip",
+        "ip_address",
+        "birthday",
+        "date_of_birth",
+        "postcode",
+        "zip",
+    ]
+)
+MAX_CATEGORY_LENGTH = 64
+
+
+class AttributeKind(StrEnum):
+    numeric = "numeric"
+    categorical = "categorical"
+
+
+def _not_personal(name: str) -> str:
+    if name in PERSONAL_NAMES:
+        raise ValueError(f"'{name}' looks like personal data, which is not accepted")
+    return name
+
+
+AttributeName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"), AfterValidator(_not_personal)
+]
+
+
+class AttributeSpec(_Request):
+    name: AttributeName
+    kind: AttributeKind
+
+
+def _unique_names(specs: list[AttributeSpec]) -> list[AttributeSpec]:
+    _unique([s.name for s in specs])
+    return specs
+
+
+AttributeSpecs = Annotated[list[AttributeSpec], Field(max_length=64), AfterValidator(_unique_names)]
+AttributeValue = (
+    Annotated[float, Field(strict=True)]
+    | Annotated[str, StringConstraints(min_length=1, max_length=MAX_CATEGORY_LENGTH)]
+)
+AttributeValues = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(max_length=64, description="Values of the retailer's declared custom attributes"),
+]
+
+
 # --- retailers -------------------------------------------------------------------------------
 
 PaymentOptions = Annotated[
@@ -100,6 +162,10 @@ class RetailerCreate(_Request):
         False, description="Opt in to the pooled model shared (as weights only) across retailers"
     )
     precision_target: PrecisionTarget = 0.70
+    attributes: AttributeSpecs = Field(
+        default_factory=list,
+        description="Custom cart attributes the model should use (numeric or categorical)",
+    )
 
 
 class RetailerUpdate(_Request):
@@ -110,6 +176,7 @@ class RetailerUpdate(_Request):
     shipping_speeds: ShippingSpeeds | None = None
     pooled_learning: StrictBool | None = None
     precision_target: PrecisionTarget | None = None
+    attributes: AttributeSpecs | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -135,6 +202,7 @@ class RetailerPublic(BaseModel):
     shipping_speeds: list[ShippingSpeed]
     pooled_learning: bool
     precision_target: float
+    attributes: list[AttributeSpec]
     last_updated: datetime = Field(description="RFC 3339, UTC")
 
 
@@ -157,6 +225,8 @@ class CartIn(_Request):
     inactivity_hours: Hours = Field(description="Hours since the last cart activity")
     device_type: DeviceType
     shipping_speed: ShippingSpeed = Field(description="One of the retailer's shipping_speeds")
+    attributes: AttributeValues = Field(default_factory=dict)
+    explain: StrictBool = Field(False, description="Also return per-feature contributions")
 
 
 class PredictionOut(BaseModel):
@@ -170,6 +240,11 @@ class PredictionOut(BaseModel):
     threshold: Probability | None = Field(
         description="P(abandoned) at or above which the prediction is `abandoned`; null for "
         "the baseline rule, which decides on cart value"
+    )
+    contributions: dict[str, float] | None = Field(
+        None,
+        description='With "explain": true: weight x value per feature (log-odds of abandonment),'
+        " plus the intercept",
     )
 
 
@@ -207,3 +282,70 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready"]
     checks: dict[str, str]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+MAX_EVENTS = 10_000
+OpaqueId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
+    Field(description="The retailer's opaque id (never personal data)", examples=["c-1"]),
+]
+
+
+class CartUpdated(_Request):
+    """The cart's full state after a change."""
+
+    event_id: OpaqueId
+    type: Literal["cart_updated"]
+    cart_id: OpaqueId
+    at: AwareDatetime
+    cart_value: Money
+    item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    device_type: DeviceType
+    shipping_speed: ShippingSpeed
+    attributes: AttributeValues = Field(default_factory=dict)
+
+
+class Purchased(_Request):
+    event_id: OpaqueId
+    type: Literal["purchased"]
+    cart_id: OpaqueId
+    at: AwareDatetime
+
+
+Event = Annotated[CartUpdated | Purchased, Field(discriminator="type")]
+
+
+class EventsIn(_Request):
+    retailer_id: RetailerId
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
+class EventsOut(BaseModel):
+    retailer_id: str
+    received: int = Field(description="Events in the request")
+    stored: int = Field(description="Events stored now")
+    duplicates: int = Field(description="Events already stored earlier (same event_id), ignored")
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class TrainingWindow(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ModelOut(BaseModel):
+    retailer_id: str
+    model_version: str
+    kind: Literal["baseline", "pooled", "retailer"]
+    description: str
+    threshold: float | None
+    intercept: float | None
+    weights: dict[str, float] | None = Field(description="Log-odds of abandonment per feature")
+    metrics: dict[str, Any] | None = Field(description="Held-out figures from training")
+    training_window: TrainingWindow | None
+    n_train: int

@@ -6,15 +6,17 @@ Callers have already decided the caller may act on the retailer (see ``auth.Prin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .auth import hash_key, new_api_key
 from .cache import Tenant, TenantCache
-from .clock import Clock
-from .errors import InvalidInput, RetailerNotFound
+from .clock import Clock, rfc3339
+from .errors import Conflict, InvalidInput, RetailerNotFound
+from .models.baseline import BaselineRule
 from .models.registry import ModelRegistry
-from .schemas import CartIn, RetailerCreate
-from .storage import Retailer, Store
+from .schemas import CartIn, CartUpdated, Purchased, RetailerCreate
+from .storage import POOLED_SCOPE, Retailer, Store, StoredEvent
 from .sync import Notifier
 
 
@@ -62,6 +64,7 @@ class RetailerService:
             precision_target=spec.precision_target,
             created_at=now,
             last_updated=now,
+            attributes=tuple((a.name, a.kind.value) for a in spec.attributes),
         )
         key = new_api_key()
         self._store.create_retailer(retailer=retailer, key_hash=hash_key(key))
@@ -101,10 +104,92 @@ class RetailerService:
         return key
 
 
+def cart_problems(retailer: Retailer, cart: Any, prefix: str = "") -> list[dict[str, str]]:
+    """What in a cart (request or event) the retailer's configuration does not allow."""
+    problems: list[dict[str, str]] = []
+    speed = str(cart.shipping_speed)
+    if speed not in retailer.shipping_speeds:
+        offered = ", ".join(retailer.shipping_speeds)
+        problems.append(
+            {
+                "field": f"{prefix}shipping_speed",
+                "reason": f"'{speed}' is not offered by this retailer (offered: {offered})",
+            }
+        )
+    kinds = retailer.attribute_kinds()
+    for name, value in cart.attributes.items():
+        field = f"{prefix}attributes.{name}"
+        kind = kinds.get(name)
+        if kind is None:
+            problems.append({"field": field, "reason": "not an attribute this retailer declared"})
+        elif kind == "numeric" and isinstance(value, str):
+            problems.append({"field": field, "reason": "declared numeric: send a number"})
+        elif kind == "categorical" and not isinstance(value, str):
+            problems.append({"field": field, "reason": "declared categorical: send a string"})
+    return problems
+
+
+class EventService:
+    """Cart activity and purchases in: validated whole, stored once per event id."""
+
+    FUTURE_TOLERANCE = timedelta(minutes=5)
+
+    def __init__(self, *, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def problems(
+        self, retailer: Retailer, events: Sequence[CartUpdated | Purchased], prefix: str = "events."
+    ) -> list[dict[str, str]]:
+        """What the retailer's configuration or the clock rules out, by event index."""
+        now = self._clock()
+        problems: list[dict[str, str]] = []
+        for i, event in enumerate(events):
+            if event.at > now + self.FUTURE_TOLERANCE:
+                problems.append({"field": f"{prefix}{i}.at", "reason": "is in the future"})
+            if isinstance(event, CartUpdated):
+                problems += cart_problems(retailer, event, f"{prefix}{i}.")
+        return problems
+
+    def ingest(self, retailer: Retailer, events: Sequence[CartUpdated | Purchased]) -> int:
+        """Store the batch (all or nothing); return how many events were new."""
+        now = self._clock()
+        problems = self.problems(retailer, events)
+        if problems:
+            raise InvalidInput(f"{len(problems)} problem(s) in the batch; nothing was stored",
+                               details=problems)  # fmt: skip
+        stored = [_stored(event, now) for event in events]
+        return self._store.add_events(retailer_id=retailer.retailer_id, events=stored)
+
+
+def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEvent:
+    at = event.at.astimezone(UTC)
+    if isinstance(event, Purchased):
+        return StoredEvent(event.event_id, "purchased", event.cart_id, at, received_at)
+    return StoredEvent(
+        event_id=event.event_id,
+        type="cart_updated",
+        cart_id=event.cart_id,
+        at=at,
+        received_at=received_at,
+        cart_value=event.cart_value,
+        item_count=event.item_count,
+        device_type=event.device_type.value,
+        shipping_speed=event.shipping_speed.value,
+        attributes=dict(event.attributes),
+    )
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, list):
-        return [getattr(v, "value", v) for v in value]
+        return [_plain_item(v) for v in value]
     return value
+
+
+def _plain_item(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return tuple(value.model_dump(mode="json").values())  # AttributeSpec -> (name, kind)
+    return getattr(value, "value", value)
 
 
 class Predictor:
@@ -112,16 +197,14 @@ class Predictor:
 
     def predict(self, tenant: Tenant, cart: CartIn, *, field_prefix: str = "") -> dict[str, Any]:
         retailer = tenant.retailer
-        speed = cart.shipping_speed.value
-        if speed not in retailer.shipping_speeds:
-            offered = ", ".join(retailer.shipping_speeds)
-            raise InvalidInput.field(
-                f"{field_prefix}shipping_speed",
-                f"'{speed}' is not offered by this retailer (offered: {offered})",
+        problems = cart_problems(retailer, cart, field_prefix)
+        if problems:
+            raise InvalidInput(
+                problems[0]["field"] + ": " + problems[0]["reason"], details=problems
             )
         model = tenant.model
         p_abandoned, abandoned = model.score(cart, retailer)
-        return {
+        out = {
             "prediction": "abandoned" if abandoned else "purchased",
             "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
             "retailer_id": retailer.retailer_id,
@@ -129,6 +212,12 @@ class Predictor:
             "model_version": model.version,
             "threshold": model.threshold,
         }
+        if cart.explain:
+            explain = getattr(model, "contributions", None)
+            out["contributions"] = (
+                {k: round(v, 6) for k, v in explain(cart, retailer).items()} if explain else None
+            )
+        return out
 
     def predict_batch(
         self, tenants: Mapping[str, Tenant], carts: Sequence[CartIn]
@@ -146,3 +235,58 @@ class Predictor:
         if problems:
             raise InvalidInput(f"{len(problems)} invalid cart(s)", details=problems)
         return results
+
+
+class ModelService:
+    """What serves a retailer, in terms a stakeholder can read; rollback."""
+
+    def __init__(
+        self, *, tenants: Tenants, registry: ModelRegistry, notifier: Notifier, clock: Clock
+    ) -> None:
+        self._tenants = tenants
+        self._registry = registry
+        self._notifier = notifier
+        self._clock = clock
+
+    def info(self, retailer_id: str) -> dict[str, Any]:
+        retailer = self._tenants.load(retailer_id).retailer
+        version = self._registry.served_version(retailer)
+        if version is None:
+            rule = BaselineRule()
+            return {
+                "retailer_id": retailer_id,
+                "model_version": rule.version,
+                "kind": "baseline",
+                "description": f"abandoned when cart_value < {rule.value_threshold:g}",
+                "threshold": None,
+                "intercept": None,
+                "weights": None,
+                "metrics": None,
+                "training_window": None,
+                "n_train": 0,
+            }
+        return {
+            "retailer_id": retailer_id,
+            "model_version": version.version_id,
+            "kind": "pooled" if version.scope == POOLED_SCOPE else "retailer",
+            "description": "logistic regression on P(abandoned); weights are log-odds per unit "
+            "of each feature",
+            "threshold": version.threshold,
+            "intercept": version.model["intercept"],
+            "weights": dict(version.model["weights"]),
+            "metrics": dict(version.metrics),
+            "training_window": {
+                "start": rfc3339(version.train_start),
+                "end": rfc3339(version.train_end),
+            },
+            "n_train": version.n_train,
+        }
+
+    def rollback(self, retailer_id: str) -> dict[str, Any]:
+        self._tenants.load(retailer_id)  # RetailerNotFound first
+        try:
+            self._registry.rollback(retailer_id, at=self._clock())
+        except LookupError as exc:
+            raise Conflict(str(exc)) from None
+        self._notifier.changed(retailer_id)
+        return self.info(retailer_id)

@@ -18,7 +18,7 @@ from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, run_feed
 from . import errors
 from .limits import BodyLimit
-from .routes import health, predict, retailers
+from .routes import events, health, models, predict, retailers
 
 DESCRIPTION = """\
 Predicts, for an e-commerce cart, whether it will be purchased or abandoned in the next
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     app.state.services = build_services(settings, clock)
     errors.install(app)
-    for module in (predict, retailers, health):
+    for module in (predict, events, retailers, models, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

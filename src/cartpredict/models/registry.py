@@ -1,13 +1,18 @@
-"""Which model serves a retailer.
+"""Which model serves a retailer, and promotion history.
 
-Until a trained model version has been promoted for a retailer, the baseline rule serves it.
+A retailer is served by its own promoted model; failing that, when it opted into pooled
+learning, by the promoted pooled model; failing that, by the baseline rule. Promotions and
+rollbacks go through the store, which tells every worker to reload (see ``sync.py``).
 """
 
 from __future__ import annotations
 
-from ..storage import Retailer, Store
+from datetime import datetime
+
+from ..storage import POOLED_SCOPE, ModelVersion, Promotion, Retailer, Store
 from .base import ServedModel
 from .baseline import BaselineRule
+from .logistic import LogisticModel
 
 
 class ModelRegistry:
@@ -15,5 +20,42 @@ class ModelRegistry:
         self._store = store
         self._baseline = BaselineRule()
 
+    def served_version(self, retailer: Retailer) -> ModelVersion | None:
+        own = self._store.served_version(scope=retailer.retailer_id)
+        if own is not None:
+            return own
+        if retailer.pooled_learning:
+            return self._store.served_version(scope=POOLED_SCOPE)
+        return None
+
     def served_model(self, retailer: Retailer) -> ServedModel:
-        return self._baseline
+        version = self.served_version(retailer)
+        if version is None:
+            return self._baseline
+        return LogisticModel.from_dict(version.model, version=version.version_id)
+
+    def rollback(self, scope: str, *, at: datetime) -> str:
+        """Serve the version promoted before the current one; returns its id."""
+        history = list(self._store.promotions(scope=scope))
+        served = self._store.served_version(scope=scope)
+        if served is None:
+            raise LookupError("nothing is served, so there is nothing to roll back")
+        earlier = _previous(history, served.version_id)
+        if earlier is None:
+            raise LookupError("no earlier promoted version to roll back to")
+        self._store.set_served(scope=scope, version_id=earlier, action="rollback", at=at)
+        return earlier
+
+
+def _previous(history: list[Promotion], current: str) -> str | None:
+    """The version that served before ``current``: replay promotions as a stack (oldest
+    first), where a rollback pops back to the version it restored."""
+    stack: list[str] = []
+    for entry in reversed(history):
+        if entry.action == "rollback" and entry.version_id in stack:
+            del stack[stack.index(entry.version_id) + 1 :]
+        else:
+            stack.append(entry.version_id)
+    if not stack or stack[-1] != current or len(stack) < 2:
+        return None
+    return stack[-2]

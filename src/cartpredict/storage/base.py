@@ -23,6 +23,10 @@ class Retailer:
     precision_target: float
     created_at: datetime
     last_updated: datetime
+    attributes: tuple[tuple[str, str], ...] = ()  # (name, "numeric" | "categorical")
+
+    def attribute_kinds(self) -> dict[str, str]:
+        return dict(self.attributes)
 
     def public(self) -> dict[str, Any]:
         """The fields ``POST /retailer`` takes, plus ``last_updated`` (RFC 3339, UTC)."""
@@ -33,6 +37,7 @@ class Retailer:
             "shipping_speeds": list(self.shipping_speeds),
             "pooled_learning": self.pooled_learning,
             "precision_target": self.precision_target,
+            "attributes": [{"name": n, "kind": k} for n, k in self.attributes],
             "last_updated": rfc3339(self.last_updated),
         }
 
@@ -43,6 +48,45 @@ class Change:
 
     seq: int
     retailer_id: str
+
+
+POOLED_SCOPE = "@pooled"  # the registry scope of the pooled model; no retailer id starts with @
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    event_id: str
+    type: str  # "cart_updated" | "purchased"
+    cart_id: str
+    at: datetime
+    received_at: datetime
+    cart_value: float | None = None
+    item_count: int | None = None
+    device_type: str | None = None
+    shipping_speed: str | None = None
+    attributes: Mapping[str, float | str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One trained model: what it was trained on, how it scored, and its weights."""
+
+    version_id: str
+    scope: str  # a retailer id, or POOLED_SCOPE
+    created_at: datetime
+    train_start: datetime
+    train_end: datetime
+    n_train: int
+    threshold: float | None
+    metrics: Mapping[str, Any]
+    model: Mapping[str, Any]  # the serialized model (see models/logistic.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    version_id: str
+    action: str  # "promote" | "rollback"
+    at: datetime
 
 
 class Store(Protocol):
@@ -75,6 +119,33 @@ class Store(Protocol):
     def revoke_api_keys(self, *, retailer_id: str, at: datetime) -> int: ...
 
     def retailer_for_key(self, *, key_hash: str) -> str | None: ...
+
+    def list_retailers(self) -> Sequence[Retailer]:
+        """Operator-level: every retailer (for training runs)."""
+
+    # events (raw, row-level)
+    def add_events(self, *, retailer_id: str, events: Sequence[StoredEvent]) -> int:
+        """Store the events in one transaction, ignoring event ids already stored; return how
+        many were new."""
+
+    def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
+        """The retailer's events, oldest first."""
+
+    # model registry
+    def add_model_version(self, *, version: ModelVersion) -> None: ...
+
+    def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None: ...
+
+    def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
+        """Newest first."""
+
+    def served_version(self, *, scope: str) -> ModelVersion | None: ...
+
+    def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
+        """Point the scope at a version, log it, and tell the change feed who must reload."""
+
+    def promotions(self, *, scope: str) -> Sequence[Promotion]:
+        """Newest first."""
 
     # change feed
     def changes_after(self, *, seq: int) -> Sequence[Change]: ...

@@ -11,9 +11,18 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from ..errors import RetailerExists
-from .base import Change, Retailer
+from .base import POOLED_SCOPE, Change, ModelVersion, Promotion, Retailer, StoredEvent
 from .engine import make_engine
-from .tables import TENANT_TABLES, api_keys, changes, retailers
+from .tables import (
+    TENANT_TABLES,
+    api_keys,
+    changes,
+    model_log,
+    model_versions,
+    retailers,
+    served_models,
+)
+from .tables import events as events_table
 
 _RETAILER_COLUMNS = (
     "requires_account",
@@ -21,7 +30,9 @@ _RETAILER_COLUMNS = (
     "shipping_speeds",
     "pooled_learning",
     "precision_target",
+    "attributes",
 )
+_IN_CHUNK = 500
 
 
 class SqlStore:
@@ -61,9 +72,7 @@ class SqlStore:
     # --- retailers ---------------------------------------------------------------------------
 
     def create_retailer(self, *, retailer: Retailer, key_hash: str) -> None:
-        values = {c: getattr(retailer, c) for c in _RETAILER_COLUMNS}
-        values["payment_options"] = list(retailer.payment_options)
-        values["shipping_speeds"] = list(retailer.shipping_speeds)
+        values = _retailer_values({c: getattr(retailer, c) for c in _RETAILER_COLUMNS})
         try:
             with self._write() as conn:
                 conn.execute(
@@ -98,7 +107,7 @@ class SqlStore:
         unknown = set(changes) - set(_RETAILER_COLUMNS)
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = {k: list(v) if isinstance(v, tuple | list) else v for k, v in changes.items()}
+        values = _retailer_values(changes)
         with self._write() as conn:
             row = conn.execute(
                 update(retailers)
@@ -119,6 +128,121 @@ class SqlStore:
                 conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
             _record_change(conn, retailer_id, at)
         return True
+
+    def list_retailers(self) -> Sequence[Retailer]:
+        with self._read() as conn:
+            rows = conn.execute(select(retailers).order_by(retailers.c.retailer_id)).all()
+        return [_retailer(row) for row in rows]
+
+    # --- events ------------------------------------------------------------------------------
+
+    def add_events(self, *, retailer_id: str, events: Sequence[StoredEvent]) -> int:
+        if not events:
+            return 0
+        rows = [_event_row(retailer_id, e) for e in events]
+        ids = [r["event_id"] for r in rows]
+        with self._write() as conn:
+            known: set[str] = set()
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                known.update(
+                    conn.execute(
+                        select(events_table.c.event_id).where(
+                            events_table.c.retailer_id == retailer_id,
+                            events_table.c.event_id.in_(chunk),
+                        )
+                    ).scalars()
+                )
+            fresh = {r["event_id"]: r for r in rows if r["event_id"] not in known}
+            if fresh:
+                conn.execute(insert(events_table), list(fresh.values()))
+        return len(fresh)
+
+    def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(events_table)
+                .where(events_table.c.retailer_id == retailer_id)
+                .order_by(events_table.c.at, events_table.c.event_id)
+            ).all()
+        return [_event(row) for row in rows]
+
+    # --- model registry ----------------------------------------------------------------------
+
+    def add_model_version(self, *, version: ModelVersion) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(model_versions).values(
+                    version_id=version.version_id,
+                    retailer_id=version.scope,
+                    created_at=version.created_at,
+                    train_start=version.train_start,
+                    train_end=version.train_end,
+                    n_train=version.n_train,
+                    threshold=version.threshold,
+                    metrics=dict(version.metrics),
+                    model=dict(version.model),
+                )
+            )
+
+    def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(model_versions).where(
+                    model_versions.c.retailer_id == scope,
+                    model_versions.c.version_id == version_id,
+                )
+            ).first()
+        return _version(row) if row else None
+
+    def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(model_versions)
+                .where(model_versions.c.retailer_id == scope)
+                .order_by(model_versions.c.created_at.desc(), model_versions.c.version_id.desc())
+            ).all()
+        return [_version(row) for row in rows]
+
+    def served_version(self, *, scope: str) -> ModelVersion | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(model_versions)
+                .join(
+                    served_models,
+                    (served_models.c.version_id == model_versions.c.version_id)
+                    & (served_models.c.retailer_id == model_versions.c.retailer_id),
+                )
+                .where(served_models.c.retailer_id == scope)
+            ).first()
+        return _version(row) if row else None
+
+    def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(
+                insert(served_models).values(retailer_id=scope, version_id=version_id, since=at)
+            )
+            conn.execute(
+                insert(model_log).values(
+                    retailer_id=scope, version_id=version_id, action=action, at=at
+                )
+            )
+            if scope == POOLED_SCOPE:
+                pooled = select(retailers.c.retailer_id).where(retailers.c.pooled_learning)
+                for retailer_id in conn.execute(pooled).scalars().all():
+                    _record_change(conn, retailer_id, at)
+            else:
+                _record_change(conn, scope, at)
+
+    def promotions(self, *, scope: str) -> Sequence[Promotion]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(model_log)
+                .where(model_log.c.retailer_id == scope)
+                .order_by(model_log.c.id.desc())
+            ).all()
+        return [Promotion(version_id=r.version_id, action=r.action, at=r.at) for r in rows]
 
     # --- API keys ----------------------------------------------------------------------------
 
@@ -178,6 +302,64 @@ def _record_change(conn: Connection, retailer_id: str, at: datetime) -> None:
     conn.execute(insert(changes).values(retailer_id=retailer_id, changed_at=at))
 
 
+def _retailer_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Record values as the columns hold them (JSON lists; attributes as name/kind objects)."""
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    if "attributes" in out:
+        out["attributes"] = [
+            {"name": a["name"], "kind": a["kind"]}
+            if isinstance(a, Mapping)
+            else {"name": a[0], "kind": a[1]}
+            for a in out["attributes"]
+        ]
+    return out
+
+
+def _event_row(retailer_id: str, event: StoredEvent) -> dict[str, Any]:
+    return {
+        "retailer_id": retailer_id,
+        "event_id": event.event_id,
+        "type": event.type,
+        "cart_id": event.cart_id,
+        "at": event.at,
+        "received_at": event.received_at,
+        "cart_value": event.cart_value,
+        "item_count": event.item_count,
+        "device_type": event.device_type,
+        "shipping_speed": event.shipping_speed,
+        "attributes": dict(event.attributes) if event.attributes is not None else None,
+    }
+
+
+def _event(row: Row[Any]) -> StoredEvent:
+    return StoredEvent(
+        event_id=row.event_id,
+        type=row.type,
+        cart_id=row.cart_id,
+        at=row.at,
+        received_at=row.received_at,
+        cart_value=row.cart_value,
+        item_count=row.item_count,
+        device_type=row.device_type,
+        shipping_speed=row.shipping_speed,
+        attributes=row.attributes,
+    )
+
+
+def _version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        version_id=row.version_id,
+        scope=row.retailer_id,
+        created_at=row.created_at,
+        train_start=row.train_start,
+        train_end=row.train_end,
+        n_train=row.n_train,
+        threshold=row.threshold,
+        metrics=row.metrics,
+        model=row.model,
+    )
+
+
 def _retailer(row: Row[Any]) -> Retailer:
     return Retailer(
         retailer_id=row.retailer_id,
@@ -188,4 +370,5 @@ def _retailer(row: Row[Any]) -> Retailer:
         precision_target=float(row.precision_target),
         created_at=row.created_at,
         last_updated=row.updated_at,
+        attributes=tuple((a["name"], a["kind"]) for a in row.attributes or ()),
     )

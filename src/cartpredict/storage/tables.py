@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 ID_LENGTH = 64
 
@@ -59,6 +60,7 @@ retailers = Table(
     Column("precision_target", Float, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("attributes", JSON, nullable=False, default=list),
 )
 
 api_keys = Table(
@@ -88,5 +90,64 @@ changes = Table(
     Column("changed_at", UTCDateTime, nullable=False),
 )
 
+events = Table(
+    "events",
+    metadata,
+    Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("cart_id", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("cart_value", Float),
+    Column("item_count", Integer),
+    Column("device_type", String(16)),
+    Column("shipping_speed", String(16)),
+    Column("attributes", JSON),
+    Index("ix_events_retailer_at", "retailer_id", "at"),
+)
+
+# Model registry: retailer_id is the scope, a retailer's id or "@pooled".
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version_id", String(64), primary_key=True),
+    Column("retailer_id", String(ID_LENGTH), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("train_start", UTCDateTime, nullable=False),
+    Column("train_end", UTCDateTime, nullable=False),
+    Column("n_train", Integer, nullable=False),
+    Column("threshold", Float),
+    Column("metrics", JSON, nullable=False),
+    Column("model", JSON, nullable=False),
+)
+
+served_models = Table(
+    "served_models",
+    metadata,
+    Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("version_id", String(64), nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+)
+
+model_log = Table(
+    "model_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("retailer_id", String(ID_LENGTH), nullable=False, index=True),
+    Column("version_id", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
 # Every table holding a retailer's rows, children first: deleting a retailer empties each.
-TENANT_TABLES: tuple[Table, ...] = (api_keys, retailers)
+TENANT_TABLES: tuple[Table, ...] = (
+    events,
+    model_log,
+    served_models,
+    model_versions,
+    api_keys,
+    retailers,
+)

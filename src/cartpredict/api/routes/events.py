@@ -1,0 +1,33 @@
+"""Cart activity and purchases in: what the models learn from."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...schemas import EventsIn, EventsOut
+from ..deps import PrincipalDep, ServicesDep, json_response, tenant
+from .docs import errors
+
+router = APIRouter(tags=["events"])
+
+
+@router.post(
+    "/events",
+    response_model=EventsOut,
+    responses=errors(401, 404, 413, 415, 422),
+    summary="Send cart_updated and purchased events (idempotent by event_id; all or nothing)",
+)
+async def post_events(batch: EventsIn, caller: PrincipalDep, svc: ServicesDep) -> Response:
+    caller.require_access(batch.retailer_id)
+    found = await tenant(svc, batch.retailer_id)
+    stored = await run_in_threadpool(svc.events.ingest, found.retailer, batch.events)
+    received = len(batch.events)
+    return json_response(
+        {
+            "retailer_id": batch.retailer_id,
+            "received": received,
+            "stored": stored,
+            "duplicates": received - stored,
+        }
+    )

@@ -1,0 +1,32 @@
+"""The model serving a retailer: version, weights by feature, metrics, threshold; rollback."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...schemas import ModelOut
+from ..deps import RetailerIdDep, ServicesDep, json_response
+from .docs import errors
+
+router = APIRouter(tags=["models"])
+
+
+@router.get(
+    "/retailer/{retailer_id}/model",
+    response_model=ModelOut,
+    responses=errors(401, 404),
+    summary="The model serving this retailer, explained",
+)
+async def get_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    return json_response(await run_in_threadpool(svc.models.info, retailer_id))
+
+
+@router.post(
+    "/retailer/{retailer_id}/model/rollback",
+    response_model=ModelOut,
+    responses=errors(401, 404, 409),
+    summary="Serve the previously promoted version again",
+)
+async def rollback_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    return json_response(await run_in_threadpool(svc.models.rollback, retailer_id))

@@ -1,0 +1,1 @@
+"""Adapters that present real public data sets as a retailer's carts."""
