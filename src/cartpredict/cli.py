@@ -7,6 +7,8 @@ import os
 import secrets
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,20 @@ def _services(settings: Settings) -> Any:
     from .container import build_services
 
     return build_services(settings, utcnow)
+
+
+@contextmanager
+def _opened(settings: Settings | None = None) -> Iterator[Any]:
+    """The services for one command: product errors become clean CLI errors; closed after."""
+    from .errors import CartPredictError
+
+    svc = _services(settings or _settings())
+    try:
+        yield svc
+    except CartPredictError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        svc.close()
 
 
 def _upgrade(settings: Settings) -> None:
@@ -172,7 +188,6 @@ def retailer_create(
     precision_target: float,
 ) -> None:
     """Create RETAILER_ID and print it with its API key (shown only this once)."""
-    from .errors import CartPredictError
     from .schemas import RetailerCreate
 
     spec = _parse(
@@ -188,13 +203,8 @@ def retailer_create(
     )
     settings = _settings()
     _upgrade(settings)
-    svc = _services(settings)
-    try:
+    with _opened(settings) as svc:
         created, key = svc.retailers.create(spec)
-    except CartPredictError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        svc.close()
     _echo_json(created.public() | {"api_key": key})
 
 
@@ -202,15 +212,8 @@ def retailer_create(
 @click.argument("retailer_id")
 def retailer_rotate_key(retailer_id: str) -> None:
     """Revoke RETAILER_ID's keys and print a new one."""
-    from .errors import CartPredictError
-
-    svc = _services(_settings())
-    try:
+    with _opened() as svc:
         key = svc.retailers.rotate_key(retailer_id)
-    except CartPredictError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        svc.close()
     _echo_json({"retailer_id": retailer_id, "api_key": key})
 
 
@@ -439,15 +442,8 @@ def model() -> None:
 @click.argument("retailer_id")
 def model_rollback(retailer_id: str) -> None:
     """Serve RETAILER_ID's previously promoted model again."""
-    from .errors import CartPredictError
-
-    svc = _services(_settings())
-    try:
+    with _opened() as svc:
         info = svc.models.rollback(retailer_id)
-    except CartPredictError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        svc.close()
     click.echo(f"{retailer_id} now served by {info['model_version']}")
 
 

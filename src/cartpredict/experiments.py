@@ -19,7 +19,7 @@ from .models.logistic import LogisticModel
 from .models.registry import ModelRegistry
 from .models.training import Outcome, Trainer
 from .schemas import EventsIn, RetailerCreate
-from .service import EventService
+from .service import EventService, retailer_record
 from .simulate import Simulation, simulate
 from .snapshots import snapshots, split_by_time
 from .storage import POOLED_SCOPE, Retailer, Store, open_store
@@ -31,17 +31,7 @@ EVENT_BATCH = 5_000
 def load_simulation(sim: Simulation, store: Store, *, now: datetime) -> dict[str, int]:
     """Create the simulation's retailers (keeping any that exist) and store its events."""
     for config in sim.retailers:
-        spec = RetailerCreate.model_validate(config)
-        retailer = Retailer(
-            retailer_id=spec.retailer_id,
-            requires_account=spec.requires_account,
-            payment_options=tuple(spec.payment_options),
-            shipping_speeds=tuple(s.value for s in spec.shipping_speeds),
-            pooled_learning=spec.pooled_learning,
-            precision_target=spec.precision_target,
-            created_at=now,
-            last_updated=now,
-        )
+        retailer = retailer_record(RetailerCreate.model_validate(config), now)
         with contextlib.suppress(RetailerExists):  # already onboarded: keep its config
             store.create_retailer(retailer=retailer, key_hash=hash_key(new_api_key()))
     service = EventService(store=store, clock=lambda: now)

@@ -45,6 +45,20 @@ class Tenants:
         return tenant
 
 
+def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
+    return Retailer(
+        retailer_id=spec.retailer_id,
+        requires_account=spec.requires_account,
+        payment_options=tuple(spec.payment_options),
+        shipping_speeds=tuple(s.value for s in spec.shipping_speeds),
+        pooled_learning=spec.pooled_learning,
+        precision_target=spec.precision_target,
+        created_at=now,
+        last_updated=now,
+        attributes=tuple((a.name, a.kind.value) for a in spec.attributes),
+    )
+
+
 class RetailerService:
     def __init__(self, *, store: Store, tenants: Tenants, notifier: Notifier, clock: Clock) -> None:
         self._store = store
@@ -54,18 +68,7 @@ class RetailerService:
 
     def create(self, spec: RetailerCreate) -> tuple[Retailer, str]:
         """The new retailer and its API key, which is returned here and never again."""
-        now = self._clock()
-        retailer = Retailer(
-            retailer_id=spec.retailer_id,
-            requires_account=spec.requires_account,
-            payment_options=tuple(spec.payment_options),
-            shipping_speeds=tuple(s.value for s in spec.shipping_speeds),
-            pooled_learning=spec.pooled_learning,
-            precision_target=spec.precision_target,
-            created_at=now,
-            last_updated=now,
-            attributes=tuple((a.name, a.kind.value) for a in spec.attributes),
-        )
+        retailer = retailer_record(spec, self._clock())
         key = new_api_key()
         self._store.create_retailer(retailer=retailer, key_hash=hash_key(key))
         self._notifier.changed(retailer.retailer_id)
