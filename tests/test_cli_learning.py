@@ -82,7 +82,7 @@ def test_a_file_with_bad_lines_is_refused_whole_naming_each_line(
     result = runner.invoke(main, ["ingest", str(path)])
     assert result.exit_code == 1
     for expected in (
-        "line 2: cart_updated.cart_value",
+        "line 2: cart_value",
         "line 3: line: malformed JSON",
         "line 4: shipping_speed",
         "line 5: retailer_id: no retailer 'nobody'",
@@ -107,10 +107,30 @@ def test_simulate_then_train_promotes_models_and_rollback_restores(runner: CliRu
     assert own, trained.output
     retrained = runner.invoke(main, ["train", "--retailer", own[0]])
     assert retrained.exit_code == 0
+    assert f"{own[0]:<20} kept" in retrained.output  # same data: nothing better to promote
     rolled = runner.invoke(main, ["model", "rollback", own[0]])
-    assert rolled.exit_code == 0, rolled.output
-    assert f"{own[0]} now served by m-" in rolled.output
+    assert rolled.exit_code == 1
+    assert "no earlier promoted version" in rolled.output
     assert runner.invoke(main, ["train", "--retailer", "nobody"]).exit_code == 1
+
+
+def test_train_refuses_a_time_in_the_future(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["train", "--as-of", "2999-01-01T00:00:00Z"])
+    assert result.exit_code == 2
+    assert "in the future" in result.output
+
+
+def test_ingest_explains_files_it_cannot_read(runner: CliRunner, tmp_path: Path) -> None:
+    binary = tmp_path / "events.jsonl.gz"
+    binary.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
+    result = runner.invoke(main, ["ingest", str(binary)])
+    assert result.exit_code == 1
+    assert "not UTF-8 text" in result.output
+    empty = tmp_path / "empty.csv"
+    empty.write_text("retailer_id,event_id,type,cart_id,at\n")
+    result = runner.invoke(main, ["ingest", str(empty)])
+    assert result.exit_code == 1
+    assert "no events" in result.output
 
 
 def test_simulate_can_write_events_to_a_file_for_ingest(runner: CliRunner, tmp_path: Path) -> None:
@@ -142,6 +162,20 @@ def test_online_shoppers_evaluation_prints_the_json_figures(tmp_path: Path) -> N
     assert (figures["n_train"], figures["n_test"]) == (7605, 2998)
     assert figures["auc_pr_purchased"] > figures["prevalence_purchased"] * 2
     assert (out / "index.html").exists()
+
+
+@pytest.mark.skipif(not ONLINE_SHOPPERS.exists(), reason="shared data not beside the repo")
+def test_online_shoppers_explains_bad_months_and_wrong_files() -> None:
+    base = ["evaluate", "--dataset", "online-shoppers", "--test", str(ONLINE_SHOPPERS)]
+    months = CliRunner().invoke(
+        main, [*base, "--train", str(ONLINE_SHOPPERS), "--train-months", "Jun"]
+    )
+    assert months.exit_code == 1
+    assert "unknown month(s) Jun" in months.output
+    wrong = REAL / "rees46_multicat_2019-10-01_0000-0250utc_head.csv.gz"
+    other = CliRunner().invoke(main, [*base, "--train", str(wrong)])
+    assert other.exit_code == 1
+    assert "not the Online Shoppers data" in other.output
 
 
 def test_online_shoppers_needs_both_files() -> None:

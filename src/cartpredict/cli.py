@@ -82,9 +82,17 @@ def _opened(settings: Settings | None = None) -> Iterator[Any]:
 
 
 def _upgrade(settings: Settings) -> None:
+    from sqlalchemy.exc import OperationalError
+
     from .storage.migrate import upgrade
 
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise click.ClickException(
+            f"cannot reach the database {_redacted(settings.database_url)}: {reason}"
+        ) from exc
 
 
 def _echo_json(data: Any) -> None:
@@ -259,11 +267,8 @@ def simulate(retailers: int, days: int, carts_per_day: float, seed: int, out: Pa
         return
     settings = _settings()
     _upgrade(settings)
-    svc = _services(settings)
-    try:
+    with _opened(settings) as svc:
         stored = load_simulation(sim, svc.store, now=now)
-    finally:
-        svc.close()
     click.echo(f"{len(sim.retailers)} retailers, {len(sim.carts)} carts over {days} days: "
                f"{sum(stored.values())} new events stored")  # fmt: skip
 
@@ -283,6 +288,10 @@ def ingest(file: Path) -> None:
     svc = _services(settings)
     try:
         result = load(file, tenants=svc.tenants, events=svc.events)
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(
+            f"{file} is not UTF-8 text (compressed? decompress it first)"
+        ) from exc
     except InvalidFile as exc:
         lines = "\n".join(f"  {p}" for p in exc.problems[:200])
         more = len(exc.problems) - 200
@@ -290,6 +299,8 @@ def ingest(file: Path) -> None:
         raise click.ClickException(f"{exc}:\n{lines}{tail}") from exc
     finally:
         svc.close()
+    if not result:
+        raise click.ClickException(f"no events in {file}")
     for retailer_id, (received, stored) in sorted(result.items()):
         click.echo(
             f"{retailer_id}: {received} events, {stored} new, {received - stored} already stored"
@@ -298,15 +309,15 @@ def ingest(file: Path) -> None:
 
 @main.command()
 @click.option("--retailer", "retailer_id", help="Train this retailer only (and the pooled model).")
-@click.option("--as-of", type=click.DateTime(), help="Train as if it were this time (UTC).")
-def train(retailer_id: str | None, as_of: datetime | None) -> None:
+@click.option("--as-of", help="Train on what was known at this RFC 3339 time (default: now).")
+def train(retailer_id: str | None, as_of: str | None) -> None:
     """Train the pooled and per-retailer models; promote those that beat what serves."""
     from .models.training import Trainer
 
     settings = _settings()
     _upgrade(settings)
     svc = _services(settings)
-    when = as_of.replace(tzinfo=UTC) if as_of else None
+    when = _as_of(as_of, svc.clock()) if as_of else None
     try:
         trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"))
         outcomes = trainer.run(retailer_id=retailer_id, as_of=when)
@@ -315,6 +326,18 @@ def train(retailer_id: str | None, as_of: datetime | None) -> None:
     finally:
         svc.close()
     _echo_outcomes(outcomes)
+
+
+def _as_of(text: str, now: datetime) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"not an RFC 3339 time: {text!r}", param_hint="--as-of") from exc
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if when > now:
+        raise click.BadParameter("is in the future: outcomes after now are not known yet",
+                                 param_hint="--as-of")  # fmt: skip
+    return when
 
 
 def _progress(label: str) -> Any:
@@ -387,11 +410,16 @@ def evaluate(
 
         if train_file is None or test_file is None:
             raise click.UsageError("--dataset online-shoppers needs --train FILE and --test FILE")
-        report = online_shoppers.evaluate_files(
-            train_file, test_file, train_months=_months(train_months),
-            test_months=_months(test_months),
-        )  # fmt: skip
+        try:
+            report = online_shoppers.evaluate_files(
+                train_file, test_file, train_months=_months(train_months),
+                test_months=_months(test_months),
+            )  # fmt: skip
+        except online_shoppers.DatasetError as exc:
+            raise click.ClickException(str(exc)) from exc
     else:
+        if train_file or test_file or train_months or test_months:
+            raise click.UsageError("--train/--test/--*-months go with --dataset online-shoppers")
         from .experiments import simulated_evaluation
 
         report, outcomes = simulated_evaluation(
@@ -523,21 +551,20 @@ def _demo_retailers(settings: Settings) -> dict[str, str]:
 
 
 def _demo_history(settings: Settings) -> None:
+    from .clock import utcnow
     from .experiments import load_simulation
     from .models.training import Trainer
     from .simulate import simulate as draw
 
-    svc = _services(settings)
-    now = svc.clock().replace(minute=0, second=0, microsecond=0)
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    others = [{"retailer_id": f"demo_store_{i:02d}"} for i in range(len(DEMO_RETAILERS) + 1, 21)]
     sim = draw(retailers=20, days=14, carts_per_day=DEMO_CARTS_PER_DAY, seed=DEMO_SEED,
-               start=now - timedelta(days=15), configs=DEMO_RETAILERS)  # fmt: skip
-    try:
+               start=now - timedelta(days=15), configs=[*DEMO_RETAILERS, *others])  # fmt: skip
+    with _opened(settings) as svc:
         stored = load_simulation(sim, svc.store, now=now)
         click.echo(f"Simulated history: {len(sim.retailers)} retailers, {len(sim.carts)} carts "
                    f"over 14 days ({sum(stored.values())} new events stored)")  # fmt: skip
         outcomes = Trainer(svc.store, clock=svc.clock, progress=_progress("training")).run()
-    finally:
-        svc.close()
     _echo_outcomes(outcomes)
     click.echo()
 

@@ -39,6 +39,19 @@ def error_body(
     return {"error": {"status": status, "code": code, "message": message, "details": details or []}}
 
 
+# Parts of pydantic's error locations that name a union branch, not a field of the request.
+_UNION_TAGS = frozenset({"cart_updated", "purchased", "float", "str", "constrained-str", "[key]"})
+_SOURCES = frozenset({"body", "query", "path", "header"})
+
+
+def field_path(loc: Iterable[object]) -> str:
+    """``("body", "events", 0, "cart_updated", "at")`` -> ``events.0.at``."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _SOURCES:
+        parts = parts[1:]
+    return ".".join(p for p in parts if p not in _UNION_TAGS)
+
+
 class InvalidInput(CartPredictError):
     status = 422
     code = "invalid_input"
@@ -82,6 +95,9 @@ class MethodNotAllowed(CartPredictError):
     status = 405
     code = "method_not_allowed"
     default_message = "Method not allowed on this endpoint."
+
+    def __init__(self, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(headers=headers)  # Allow: the methods it takes
 
 
 class RetailerExists(CartPredictError):

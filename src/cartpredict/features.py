@@ -9,7 +9,8 @@ Feature groups:
   options, whether a fast shipping speed is offered;
 * custom attributes the retailer declared: numeric ones as a signed log and a "> 0" indicator,
   categorical ones one-hot over the levels seen in training (an unseen level scores all zeros);
-* optional pairwise products of named features (group "interaction", penalised on its own).
+* optional pairwise products of named features, each centred on its training mean (group
+  "interaction", penalised on its own).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .storage import Retailer
@@ -102,6 +103,7 @@ class FeatureSpec:
     numeric: tuple[str, ...] = ()
     categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
     interactions: tuple[tuple[str, str], ...] = ()
+    centers: tuple[tuple[str, float], ...] = ()  # training means subtracted before products
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -124,7 +126,15 @@ class FeatureSpec:
         return self.main_names() + [f"{a}*{b}" for a, b in self.interactions]
 
     def groups(self) -> list[str]:
-        return ["main"] * len(self._index) + ["interaction"] * len(self.interactions)
+        """Penalty group per feature: "main", "categorical" (one-hots of custom attributes)
+        or "interaction" (the optional pairwise products)."""
+        n_categorical = sum(len(levels) for _, levels in self.categorical)
+        n_main = len(self._index) - n_categorical
+        return (
+            ["main"] * n_main
+            + ["categorical"] * n_categorical
+            + ["interaction"] * len(self.interactions)
+        )
 
     def row(self, cart: CartLike, retailer: Retailer) -> list[float]:
         out: list[float] = cart_features(cart) if self.cart else []
@@ -138,8 +148,11 @@ class FeatureSpec:
         for attr, levels in self.categorical:
             value = attrs.get(attr)
             out += [1.0 if value == level else 0.0 for level in levels]
-        index = self._index
-        out += [out[index[a]] * out[index[b]] for a, b in self.interactions]
+        index, center = self._index, dict(self.centers)
+        out += [
+            (out[index[a]] - center.get(a, 0.0)) * (out[index[b]] - center.get(b, 0.0))
+            for a, b in self.interactions
+        ]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +162,7 @@ class FeatureSpec:
             "numeric": list(self.numeric),
             "categorical": {attr: list(levels) for attr, levels in self.categorical},
             "interactions": [list(pair) for pair in self.interactions],
+            "centers": dict(self.centers),
         }
 
     @classmethod
@@ -159,6 +173,7 @@ class FeatureSpec:
             numeric=tuple(data["numeric"]),
             categorical=tuple((a, tuple(levels)) for a, levels in data["categorical"].items()),
             interactions=tuple((a, b) for a, b in data["interactions"]),
+            centers=tuple(data.get("centers", {}).items()),
         )
 
 
@@ -190,3 +205,18 @@ def spec_for(
         ),
         interactions=tuple(interactions),
     )
+
+
+def centered(spec: FeatureSpec, rows: Iterable[CartLike], retailer: Retailer) -> FeatureSpec:
+    """The spec with its interaction terms centred on the training rows' means."""
+    names = {n for pair in spec.interactions for n in pair}
+    width = len(spec.main_names())
+    sums = [0.0] * width
+    count = 0
+    plain = replace(spec, interactions=(), centers=())
+    for row in rows:
+        for i, x in enumerate(plain.row(row, retailer)):
+            sums[i] += x
+        count += 1
+    means = {n: sums[i] / max(count, 1) for i, n in enumerate(spec.main_names()) if n in names}
+    return replace(spec, centers=tuple(sorted(means.items())))

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .errors import RetailerNotFound
+from .errors import RetailerNotFound, field_path
 from .schemas import Event
 from .service import EventService, Tenants
 
@@ -46,11 +46,11 @@ class InvalidFile(Exception):
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
     """(line number, raw event object or a Problem), for .csv or JSON lines."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
                 yield 0, _from_csv(row)
         return
-    with path.open() as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -106,7 +106,9 @@ def load(path: Path, *, tenants: Tenants, events: EventService) -> dict[str, tup
             grouped[retailer_id].append((line, _EVENT.validate_python(raw)))
         except ValidationError as exc:
             problems += [
-                Problem(line, ".".join(map(str, e["loc"])) or "event", e["msg"])
+                Problem(
+                    line, field_path(e["loc"]) or "event", e["msg"].removeprefix("Value error, ")
+                )
                 for e in exc.errors()
             ]
     retailers = {}

@@ -6,7 +6,7 @@ rejects NaN and Infinity, and takes numbers and booleans only as JSON numbers an
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -14,6 +14,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -287,6 +288,26 @@ class ReadyOut(BaseModel):
 # --- events ----------------------------------------------------------------------------------
 
 MAX_EVENTS = 10_000
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 string with a time zone, e.g. 2026-11-01T10:00:00Z")
+    return value
+
+
+def _plausible(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc < EARLIEST or utc.year > 9000:
+        raise ValueError("must be between 2000-01-01 and the year 9000")
+    return utc
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_plausible)]
 OpaqueId = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
@@ -300,7 +321,7 @@ class CartUpdated(_Request):
     event_id: OpaqueId
     type: Literal["cart_updated"]
     cart_id: OpaqueId
-    at: AwareDatetime
+    at: EventTime
     cart_value: Money
     item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
     device_type: DeviceType
@@ -312,7 +333,7 @@ class Purchased(_Request):
     event_id: OpaqueId
     type: Literal["purchased"]
     cart_id: OpaqueId
-    at: AwareDatetime
+    at: EventTime
 
 
 Event = Annotated[CartUpdated | Purchased, Field(discriminator="type")]

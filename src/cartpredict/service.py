@@ -6,7 +6,7 @@ Callers have already decided the caller may act on the retailer (see ``auth.Prin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .auth import hash_key, new_api_key
@@ -166,7 +166,7 @@ class EventService:
 
 
 def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEvent:
-    at = event.at.astimezone(UTC)
+    at = event.at
     if isinstance(event, Purchased):
         return StoredEvent(event.event_id, "purchased", event.cart_id, at, received_at)
     return StoredEvent(

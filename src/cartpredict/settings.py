@@ -33,5 +33,5 @@ class Settings(BaseSettings):
         description="How often each worker polls the store for changes made elsewhere",
     )
     max_body_bytes: int = Field(
-        1_048_576, gt=0, description="Largest request body accepted (413 beyond)"
+        4_194_304, gt=0, description="Largest request body accepted (413 beyond)"
     )

@@ -30,6 +30,10 @@ Errors always have the shape `{"error": {"status", "code", "message", "details"}
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
+    try:
+        svc.store.ping()
+    except Exception as exc:
+        raise RuntimeError(f"cannot reach the database: {exc}") from exc
     revision = svc.store.schema_revision()
     if revision != SCHEMA_REVISION:
         raise SchemaOutOfDate(
@@ -63,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.services = build_services(settings, clock)
     errors.install(app)

@@ -16,6 +16,7 @@ from ..errors import (
     RouteNotFound,
     UnsupportedMediaType,
     error_body,
+    field_path,
 )
 from .deps import json_response
 
@@ -23,10 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in {"body", "query", "path", "header"}:
-        parts = parts[1:]
-    return ".".join(parts) or "body"
+    return field_path(loc) or "body"
 
 
 def _reason(err: dict[str, Any]) -> str:
@@ -75,7 +73,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return await _app_error(request, RouteNotFound())
     if exc.status_code == 405:
-        return await _app_error(request, MethodNotAllowed())
+        return await _app_error(request, MethodNotAllowed(headers=exc.headers))
     if exc.status_code == 400:
         return await _app_error(request, InvalidInput(str(exc.detail)))
     body = error_body(exc.status_code, "http_error", str(exc.detail))

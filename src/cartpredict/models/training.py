@@ -6,7 +6,7 @@
   toward the pooled weights when it opted in (toward zero otherwise).
 * Each retailer's carts are split by time (oldest 60 % train, next 20 % validate: penalty and
   threshold; newest 20 % test). A candidate is promoted only when its AUC-PR (purchased) on the
-  retailer's own test carts beats the baseline rule's and is at least the served model's.
+  retailer's own test carts beats both the baseline rule's and the served model's.
 * Too little data (fewer than ``MIN_CARTS`` training carts or ``MIN_CLASS`` rows of a class):
   no per-retailer model; the pooled model serves (if opted in), else the baseline.
 """
@@ -35,6 +35,7 @@ from .registry import ModelRegistry
 MIN_CARTS = 50
 MIN_CLASS = 10
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1)
+INTERACTION_FACTOR = 10.0  # pairwise products are penalised this much harder
 POOLED_PRECISION_TARGET = 0.70
 
 
@@ -189,7 +190,7 @@ class Trainer:
         ) and (served is None or _beats(
             report["candidate"]["auc_pr_purchased"],
             report["served"]["auc_pr_purchased"],
-            strictly=False,
+            strictly=True,
         ))  # fmt: skip
         return self._record(POOLED_SCOPE, model, data["train"], report, promote)
 
@@ -221,7 +222,7 @@ class Trainer:
         }
         auc = report["candidate"]["auc_pr_purchased"]
         promote = _beats(auc, report["baseline"]["auc_pr_purchased"], strictly=True) and _beats(
-            auc, report["served"]["auc_pr_purchased"], strictly=False
+            auc, report["served"]["auc_pr_purchased"], strictly=True
         )
         return self._record(scope, model, data["train"], report, promote)
 
@@ -260,7 +261,7 @@ class Trainer:
         groups = np.array(spec.groups())
         best: tuple[float, float, Any] | None = None
         for penalty in PENALTIES:
-            lam = np.where(groups == "interaction", penalty * 10, penalty)
+            lam = np.where(groups == "interaction", penalty * INTERACTION_FACTOR, penalty)
             fitted = fit_logistic(
                 X, y, penalty=lam,
                 prior=None if prior is None else prior[0],
@@ -279,7 +280,7 @@ class Trainer:
             spec=spec,
             intercept=fitted.intercept,
             weights=tuple(float(w) for w in fitted.weights),
-            threshold=0.5 if threshold is None else float(threshold),
+            threshold=0.5 if threshold is None else round(float(threshold), 6),
         )
         return model, {
             "log_loss": loss,
