@@ -160,7 +160,8 @@ def test_online_shoppers_evaluation_prints_the_json_figures(tmp_path: Path) -> N
                 "prevalence_purchased", "n_train", "n_test"):  # fmt: skip
         assert figures[key] is not None, key
     assert (figures["n_train"], figures["n_test"]) == (7605, 2998)
-    assert figures["auc_pr_purchased"] > figures["prevalence_purchased"] * 2
+    # logistic regression that matches gradient boosting on this split (HGB: 0.666)
+    assert figures["auc_pr_purchased"] >= 0.655
     assert (out / "index.html").exists()
 
 

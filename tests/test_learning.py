@@ -198,3 +198,23 @@ def test_the_trainer_matches_an_independent_fit() -> None:
     assert ours.converged
     assert ours.intercept == pytest.approx(theirs.intercept_[0], abs=1e-3)
     assert ours.weights == pytest.approx(theirs.coef_[0], abs=1e-3)
+
+
+def test_new_attributes_retire_the_retailers_own_model(lab: Lab) -> None:
+    from cartpredict.container import build_services
+    from cartpredict.settings import Settings
+
+    run = sim(config("alpha", pooled=False))
+    store, _ = lab.trained(run)
+    assert store.served_version(scope="alpha") is not None
+    url = str(store.url)  # type: ignore[attr-defined]
+    svc = build_services(Settings(database_url=url), lambda: run.end + timedelta(days=1))
+    try:
+        svc.retailers.update("alpha", {"precision_target": 0.8})  # not attributes: kept
+        assert store.served_version(scope="alpha") is not None
+        svc.retailers.update("alpha", {"attributes": [("coupon", "categorical")]})
+        assert store.served_version(scope="alpha") is None
+        assert svc.models.info("alpha")["kind"] == "baseline"
+        assert store.promotions(scope="alpha")[0].action == "retire"
+    finally:
+        svc.close()

@@ -137,3 +137,23 @@ def test_old_changes_are_pruned(store: Store) -> None:
     )
     assert store.prune_changes(before=T0 + timedelta(hours=1)) == 1
     assert len(store.changes_after(seq=0)) == 1
+
+
+def test_serving_a_version_retiring_it_and_the_log(store: Store) -> None:
+    from cartpredict.storage import ModelVersion
+
+    store.create_retailer(retailer=make("a"), key_hash="1" * 64)
+    version = ModelVersion("m-1", "a", T0, T0, T0, 10, 0.5, {"x": 1}, {"kind": "logistic"})
+    store.add_model_version(version=version)
+    assert store.model_version(scope="b", version_id="m-1") is None  # scoped by retailer
+    assert store.retire_served(scope="a", at=T0) is False
+    seq = store.last_change_seq()
+    store.set_served(scope="a", version_id="m-1", action="promote", at=T0)
+    assert store.served_version(scope="a") == version
+    assert [c.retailer_id for c in store.changes_after(seq=seq)] == ["a"]
+    assert store.retire_served(scope="a", at=T0) is True
+    assert store.served_version(scope="a") is None
+    assert [p.action for p in store.promotions(scope="a")] == ["retire", "promote"]
+    assert store.delete_retailer(retailer_id="a", at=T0)
+    assert store.model_versions(scope="a") == []
+    assert store.promotions(scope="a") == []

@@ -78,12 +78,18 @@ class RetailerService:
         return self._tenants.load(retailer_id).retailer
 
     def update(self, retailer_id: str, changes: Mapping[str, Any]) -> Retailer:
+        """Apply the changes. New custom attributes retire the retailer's own model (it was
+        trained on the old ones): the pooled model or the baseline serves until it retrains."""
         values = {k: _plain(v) for k, v in changes.items()}
+        now = self._clock()
+        before = self._store.get_retailer(retailer_id=retailer_id)
         retailer = self._store.update_retailer(
-            retailer_id=retailer_id, changes=values, updated_at=self._clock()
+            retailer_id=retailer_id, changes=values, updated_at=now
         )
-        if retailer is None:
+        if retailer is None or before is None:
             raise RetailerNotFound()
+        if retailer.attributes != before.attributes:
+            self._store.retire_served(scope=retailer_id, at=now)
         self._notifier.changed(retailer_id)
         return retailer
 

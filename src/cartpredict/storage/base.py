@@ -144,6 +144,9 @@ class Store(Protocol):
     def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
         """Point the scope at a version, log it, and tell the change feed who must reload."""
 
+    def retire_served(self, *, scope: str, at: datetime) -> bool:
+        """Serve nothing of the scope's own any more (logged); False when nothing was served."""
+
     def promotions(self, *, scope: str) -> Sequence[Promotion]:
         """Newest first."""
 

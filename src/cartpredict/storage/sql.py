@@ -235,6 +235,22 @@ class SqlStore:
             else:
                 _record_change(conn, scope, at)
 
+    def retire_served(self, *, scope: str, at: datetime) -> bool:
+        with self._write() as conn:
+            version_id = conn.execute(
+                select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
+            ).scalar()
+            if version_id is None:
+                return False
+            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(
+                insert(model_log).values(
+                    retailer_id=scope, version_id=version_id, action="retire", at=at
+                )
+            )
+            _record_change(conn, scope, at)
+        return True
+
     def promotions(self, *, scope: str) -> Sequence[Promotion]:
         with self._read() as conn:
             rows = conn.execute(
