@@ -112,3 +112,33 @@ def test_demo_sets_up_retailers_and_writes_their_keys(
     os.environ.pop("CARTPREDICT_OPERATOR_KEY", None)
     assert runner.invoke(main, ["demo", "--no-serve"]).exit_code == 0
     assert not key_works(sqlite_url, "demo_fashion", exported["DEMO_FASHION_KEY"])
+
+
+def test_retailer_create_declares_attributes(runner: CliRunner) -> None:
+    args = ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "standard",
+            "--attribute", "coupon:categorical", "--attribute", "visits:numeric"]  # fmt: skip
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["attributes"] == [
+        {"name": "coupon", "kind": "categorical"},
+        {"name": "visits", "kind": "numeric"},
+    ]
+    bad = runner.invoke(main, [*args[:7], "--attribute", "coupon:text"])
+    assert bad.exit_code == 1
+    assert "attributes.0.kind" in bad.output
+
+
+def test_demo_refuses_a_busy_port_before_changing_anything(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = runner.invoke(main, ["demo", "--port", str(port), "--no-history"])
+    assert result.exit_code == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.output
+    assert not (tmp_path / DEMO_ENV_FILE).exists()

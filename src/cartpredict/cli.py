@@ -187,6 +187,13 @@ def retailer() -> None:
 )
 @click.option("--pooled-learning/--no-pooled-learning", default=False, show_default=True)
 @click.option("--precision-target", type=float, default=0.70, show_default=True)
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    metavar="NAME:KIND",
+    help="A custom cart attribute, KIND numeric or categorical (repeatable)",
+)
 def retailer_create(
     retailer_id: str,
     requires_account: bool,
@@ -194,6 +201,7 @@ def retailer_create(
     shipping_speeds: tuple[str, ...],
     pooled_learning: bool,
     precision_target: float,
+    attributes: tuple[str, ...],
 ) -> None:
     """Create RETAILER_ID and print it with its API key (shown only this once)."""
     from .schemas import RetailerCreate
@@ -207,6 +215,10 @@ def retailer_create(
             "shipping_speeds": list(shipping_speeds),
             "pooled_learning": pooled_learning,
             "precision_target": precision_target,
+            "attributes": [
+                {"name": name, "kind": kind}
+                for name, _, kind in (a.partition(":") for a in attributes)
+            ],
         },
     )
     settings = _settings()
@@ -498,6 +510,8 @@ def demo(host: str, port: int, then_serve: bool, history: bool) -> None:
     """Set up demo retailers with a simulated history and trained models, print their API
     keys and a curl to try, then serve."""
     settings = _settings()
+    if then_serve:
+        _require_free_port(host, port)
     operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
     if operator_key is None:
         operator_key = "cpo_" + secrets.token_urlsafe(24)
@@ -548,6 +562,19 @@ def _demo_retailers(settings: Settings) -> dict[str, str]:
     finally:
         svc.close()
     return keys
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before any setup (and key rotation) when the port is taken."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot serve on {host}:{port} ({exc.strerror}); stop what uses it or pass --port"
+            ) from exc
 
 
 def _demo_history(settings: Settings) -> None:
