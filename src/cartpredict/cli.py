@@ -487,6 +487,104 @@ def model_rollback(retailer_id: str) -> None:
     click.echo(f"{retailer_id} now served by {info['model_version']}")
 
 
+# --- load test ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000/predict_cart",
+    show_default=True,
+    help="The /predict_cart URL of a server on this machine (loopback only).",
+)
+@click.option(
+    "--requests", "n_requests", default=1000, show_default=True, type=click.IntRange(1, 1_000_000)
+)
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="RETAILER=KEY",
+    help="A retailer and its API key (repeatable); default: the demo's keys",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Read the retailers' keys from this file (default: ./{DEMO_ENV_FILE})",
+)
+@click.option("--max-seconds", default=120.0, show_default=True, type=click.FloatRange(1, 3600))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON")
+def loadtest(
+    url: str,
+    n_requests: int,
+    concurrency: int,
+    keys: tuple[str, ...],
+    env_file: Path | None,
+    max_seconds: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Send random valid carts to /predict_cart and print p50/p95/p99, req/s and errors."""
+    import asyncio
+
+    from . import loadtest as lt
+
+    try:
+        lt.loopback(url)
+        targets = [_target(url, rid, key) for rid, key in _keys(keys, env_file)]
+        result = asyncio.run(lt.run(url, targets, requests=n_requests, concurrency=concurrency,
+                                    max_seconds=max_seconds, seed=seed))  # fmt: skip
+    except (lt.LoadTestError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    summary = result.summary()
+    click.echo(
+        json.dumps(summary, indent=2)
+        if as_json
+        else lt.table(summary, url=url, concurrency=concurrency)
+    )
+    if summary["errors"]:
+        sys.exit(1)
+
+
+def _keys(pairs: tuple[str, ...], env_file: Path | None) -> list[tuple[str, str]]:
+    if pairs:
+        found = [p.partition("=") for p in pairs]
+        if any(not rid or not key for rid, _, key in found):
+            raise click.BadParameter("use RETAILER=KEY", param_hint="--key")
+        return [(rid, key) for rid, _, key in found]
+    path = env_file or Path(DEMO_ENV_FILE)
+    if not path.exists():
+        raise click.UsageError(f"give --key RETAILER=KEY (no {path} here: run `cartpredict demo`)")
+    keys = []
+    for line in path.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name.endswith("_KEY") and name not in {"CARTPREDICT_OPERATOR_KEY", "DEMO_KEY"}:
+            keys.append((name.removesuffix("_KEY").lower(), value))
+    return keys
+
+
+def _target(url: str, retailer_id: str, key: str) -> Any:
+    """The retailer's offered shipping speeds, read with its own key (which checks the key)."""
+    import urllib.error
+    import urllib.request
+
+    from .loadtest import LoadTestError, Target
+
+    base = url.rsplit("/predict_cart", 1)[0]
+    request = urllib.request.Request(
+        f"{base}/retailer/{retailer_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            config = json.load(response)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise LoadTestError(f"{retailer_id}: the server answered {exc.code} for its key") from exc
+    return Target(retailer_id, key, tuple(config["shipping_speeds"]))
+
+
 # --- demo (the main job) ---------------------------------------------------------------------
 
 
