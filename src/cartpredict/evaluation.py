@@ -206,39 +206,47 @@ def evaluate(
 # --- per model ---------------------------------------------------------------------------------
 
 
+def headline(purchased: np.ndarray, p_purchased: np.ndarray) -> dict[str, float | None]:
+    """AUC-PR of both classes, ROC-AUC and Brier score of P(purchased); None where undefined
+    (a test set with one class has no ranking figures)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = np.asarray(purchased, dtype=bool)
+    p = np.asarray(p_purchased, dtype=float)
+    both = _both_classes(y)
+    return {
+        "auc_pr_purchased": _num(average_precision_score(y, p)) if both else None,
+        "auc_pr_abandoned": _num(average_precision_score(~y, 1.0 - p)) if both else None,
+        "roc_auc": _num(roc_auc_score(y, p)) if both else None,
+        "brier": _num(np.mean((p - y) ** 2)) if y.size else None,
+    }
+
+
 def _model_metrics(
     m: ModelPredictions, y: np.ndarray, abandoned_rate: float | None
 ) -> ModelMetrics:
-    from sklearn.metrics import roc_auc_score
-
     p = _probabilities(m.p_purchased, f"{m.name}.p_purchased")
-    auc_pr_p, curve_p = _pr(y, p)
-    auc_pr_a, curve_a = _pr(~y, 1.0 - p)
     decided = None if m.abandoned is None else _binary(m.abandoned, f"{m.name}.abandoned", y.size)
     ops = _operating_point(decided, y, abandoned_rate)
     return ModelMetrics(
         name=m.name,
-        auc_pr_purchased=auc_pr_p,
-        auc_pr_abandoned=auc_pr_a,
-        roc_auc=_num(roc_auc_score(y, p)) if _both_classes(y) else None,
-        brier=_num(np.mean((p - y) ** 2)) if y.size else None,
+        **headline(y, p),
         threshold=_num(m.threshold),
-        pr_purchased=curve_p,
-        pr_abandoned=curve_a,
+        pr_purchased=_pr(y, p),
+        pr_abandoned=_pr(~y, 1.0 - p),
         calibration=_calibration(p, y),
         **ops,
     )
 
 
-def _pr(positive: np.ndarray, score: np.ndarray) -> tuple[float | None, Curve | None]:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+def _pr(positive: np.ndarray, score: np.ndarray) -> Curve | None:
+    from sklearn.metrics import precision_recall_curve
 
     if not _both_classes(positive):
-        return None, None
+        return None
     precision, recall, _ = precision_recall_curve(positive, score, drop_intermediate=True)
     keep = _spread(precision.size, MAX_CURVE_POINTS)
-    curve = Curve(_floats(precision[keep]), _floats(recall[keep]))
-    return _num(average_precision_score(positive, score)), curve
+    return Curve(_floats(precision[keep]), _floats(recall[keep]))
 
 
 def _operating_point(

@@ -105,12 +105,20 @@ class FeatureSpec:
     interactions: tuple[tuple[str, str], ...] = ()
     centers: tuple[tuple[str, float], ...] = ()  # training means subtracted before products
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _products: list[tuple[int, float, int, float]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._index.update({name: i for i, name in enumerate(self.main_names())})
         unknown = {n for pair in self.interactions for n in pair} - set(self._index)
         if unknown:
             raise ValueError(f"interactions name unknown features: {sorted(unknown)}")
+        center = dict(self.centers)
+        self._products.extend(
+            (self._index[a], center.get(a, 0.0), self._index[b], center.get(b, 0.0))
+            for a, b in self.interactions
+        )
 
     def main_names(self) -> list[str]:
         names: list[str] = list(CART_FEATURES) if self.cart else []
@@ -148,11 +156,7 @@ class FeatureSpec:
         for attr, levels in self.categorical:
             value = attrs.get(attr)
             out += [1.0 if value == level else 0.0 for level in levels]
-        index, center = self._index, dict(self.centers)
-        out += [
-            (out[index[a]] - center.get(a, 0.0)) * (out[index[b]] - center.get(b, 0.0))
-            for a, b in self.interactions
-        ]
+        out += [(out[i] - ci) * (out[j] - cj) for i, ci, j, cj in self._products]
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -193,7 +193,8 @@ class RetailerUpdate(_Request):
         return self
 
     def changes(self) -> dict[str, object]:
-        return self.model_dump(include=self.model_fields_set)
+        """The given fields as plain JSON values (enums as strings, attributes as objects)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
 
 
 class RetailerPublic(BaseModel):

@@ -80,7 +80,7 @@ class RetailerService:
     def update(self, retailer_id: str, changes: Mapping[str, Any]) -> Retailer:
         """Apply the changes. New custom attributes retire the retailer's own model (it was
         trained on the old ones): the pooled model or the baseline serves until it retrains."""
-        values = {k: _plain(v) for k, v in changes.items()}
+        values = dict(changes)
         now = self._clock()
         before = self._store.get_retailer(retailer_id=retailer_id)
         retailer = self._store.update_retailer(
@@ -125,6 +125,8 @@ def cart_problems(retailer: Retailer, cart: Any, prefix: str = "") -> list[dict[
                 "reason": f"'{speed}' is not offered by this retailer (offered: {offered})",
             }
         )
+    if not cart.attributes:
+        return problems
     kinds = retailer.attribute_kinds()
     for name, value in cart.attributes.items():
         field = f"{prefix}attributes.{name}"
@@ -187,18 +189,6 @@ def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEven
         shipping_speed=event.shipping_speed.value,
         attributes=dict(event.attributes),
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain_item(v) for v in value]
-    return value
-
-
-def _plain_item(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return tuple(value.model_dump(mode="json").values())  # AttributeSpec -> (name, kind)
-    return getattr(value, "value", value)
 
 
 class Predictor:

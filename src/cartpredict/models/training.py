@@ -20,10 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from ..evaluation import choose_threshold
-from ..features import FeatureSpec, spec_for
+from ..evaluation import choose_threshold, headline
+from ..features import SITE_FEATURES, FeatureSpec, site_features, spec_for
 from ..snapshots import Snapshot, Split, snapshots, split_by_time
 from ..storage import POOLED_SCOPE, ModelVersion, Retailer, Store
 from .base import ServedModel
@@ -86,16 +85,8 @@ def _concat(parts: Sequence[Labelled]) -> Labelled:
 
 
 def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float | None]:
-    """Ranking and calibration figures on one test set (None where a class is missing)."""
-    purchased = 1.0 - abandoned
-    if len(purchased) == 0 or purchased.min() == purchased.max():
-        return {"auc_pr_purchased": None, "auc_pr_abandoned": None, "roc_auc": None, "brier": None}
-    return {
-        "auc_pr_purchased": float(average_precision_score(purchased, 1.0 - p_abandoned)),
-        "auc_pr_abandoned": float(average_precision_score(abandoned, p_abandoned)),
-        "roc_auc": float(roc_auc_score(purchased, 1.0 - p_abandoned)),
-        "brier": float(brier_score_loss(purchased, 1.0 - p_abandoned)),
-    }
+    """The headline figures on one test set, from the abandoned-class arrays training uses."""
+    return headline(abandoned == 0, 1.0 - p_abandoned)
 
 
 def _served_p(model: ServedModel, data: Labelled) -> np.ndarray:
@@ -239,11 +230,8 @@ class Trainer:
         pooled = LogisticModel.from_dict(served.model, version=served.version_id)
         named = pooled.named_weights()
         weights = np.array([named.get(name, 0.0) for name in spec.names()])
-        site_names = [n for n in pooled.spec.names() if n not in set(spec.names())]
-        site_row = dict(
-            zip(pooled.spec.names(), pooled.spec.row(_NEUTRAL_CART, retailer), strict=True)
-        )
-        intercept = pooled.intercept + sum(named[n] * site_row[n] for n in site_names)
+        site = zip(SITE_FEATURES, site_features(retailer), strict=True)
+        intercept = pooled.intercept + sum(named.get(n, 0.0) * x for n, x in site)
         return weights, intercept
 
     # --- shared ------------------------------------------------------------------------------
@@ -325,16 +313,3 @@ def _enough(data: Labelled, *, carts: int = MIN_CARTS) -> bool:
 
 def _new_version() -> str:
     return f"m-{secrets.token_hex(6)}"
-
-
-@dataclass(frozen=True)
-class _Cart:
-    cart_value: float = 0.0
-    item_count: int = 0
-    inactivity_hours: float = 0.0
-    device_type: str = "desktop"
-    shipping_speed: str = "standard"
-    attributes: Mapping[str, float | str] = field(default_factory=dict)
-
-
-_NEUTRAL_CART = _Cart()
