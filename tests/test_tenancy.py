@@ -29,7 +29,12 @@ TENANT_CALLS: list[Call] = [
     ("POST", "/retailer/{rid}/model/rollback", lambda rid: {}),
 ]
 # Routes with no tenant resource: open to all, or the operator's alone.
-NOT_TENANT_SCOPED = {("POST", "/retailer"), ("GET", "/healthz"), ("GET", "/readyz")}
+NOT_TENANT_SCOPED = {
+    ("POST", "/retailer"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+}
 
 
 def _call(client: TestClient, call: Call, rid: str, auth: dict[str, str]) -> Any:

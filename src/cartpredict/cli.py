@@ -131,17 +131,9 @@ def serve(host: str, port: int, workers: int, migrate: bool, access_log: bool) -
 
 
 def _run_server(host: str, port: int, workers: int, access_log: bool) -> None:
-    import uvicorn
+    from .server import run
 
-    uvicorn.run(
-        "cartpredict.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level="info",
-    )
+    run(host=host, port=port, workers=workers, access_log=access_log)
 
 
 # --- db --------------------------------------------------------------------------------------

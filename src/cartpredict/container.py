@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .auth import Authenticator
 from .cache import TenantCache
 from .clock import Clock
+from .metrics import Metrics
 from .models.registry import ModelRegistry
 from .service import EventService, ModelService, Predictor, RetailerService, Tenants
 from .settings import Settings
@@ -29,6 +30,7 @@ class Services:
     registry: ModelRegistry
     notifier: Notifier
     bus: RedisBus | None
+    metrics: Metrics
 
     def close(self) -> None:
         if self.bus is not None:
@@ -58,4 +60,5 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         registry=registry,
         notifier=notifier,
         bus=bus,
+        metrics=Metrics(),
     )

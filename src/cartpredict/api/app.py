@@ -17,8 +17,9 @@ from ..settings import Settings
 from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, run_feed
 from . import errors
+from .fastlane import FastLane
 from .limits import BodyLimit
-from .routes import events, health, models, predict, retailers
+from .routes import events, health, metrics, models, predict, retailers
 
 DESCRIPTION = """\
 Predicts, for an e-commerce cart, whether it will be purchased or abandoned in the next
@@ -60,7 +61,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.close()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utcnow, fast_lane: bool = True
+) -> FastAPI:
+    """The service. ``fast_lane=False`` leaves every request to FastAPI (for comparisons)."""
     settings = settings or Settings()
     app = FastAPI(
         title="cartpredict",
@@ -69,9 +73,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         lifespan=lifespan,
         redirect_slashes=False,
     )
-    app.state.services = build_services(settings, clock)
+    services = build_services(settings, clock)
+    app.state.services = services
     errors.install(app)
-    for module in (predict, events, retailers, models, health):
+    for module in (predict, events, retailers, models, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if fast_lane:  # outermost: it also times every request for the metrics
+        app.add_middleware(FastLane, services=services, metrics=services.metrics)
     return app

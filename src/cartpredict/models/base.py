@@ -18,6 +18,10 @@ class ServedModel(Protocol):
     def version(self) -> str: ...
 
     @property
+    def kind(self) -> str:
+        """ "baseline", "pooled" or "retailer" (a retailer's own model)."""
+
+    @property
     def threshold(self) -> float | None:
         """P(abandoned) at or above which a cart is called abandoned; None for a rule."""
 

@@ -19,6 +19,7 @@ BAYMARD_ABANDONMENT_RATE = 0.7019
 
 class BaselineRule:
     version = "baseline"
+    kind = "baseline"
     threshold = None
 
     def __init__(

@@ -23,6 +23,7 @@ class LogisticModel:
     intercept: float
     weights: tuple[float, ...]
     threshold: float
+    kind: str = "retailer"  # or "pooled"
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.spec.names()):
@@ -59,7 +60,9 @@ class LogisticModel:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, version: str) -> LogisticModel:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, version: str, kind: str = "retailer"
+    ) -> LogisticModel:
         spec = FeatureSpec.from_dict(data["features"])
         weights = data["weights"]
         return cls(
@@ -68,6 +71,7 @@ class LogisticModel:
             intercept=float(data["intercept"]),
             weights=tuple(float(weights[name]) for name in spec.names()),
             threshold=float(data["threshold"]),
+            kind=kind,
         )
 
 

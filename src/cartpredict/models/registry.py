@@ -32,7 +32,8 @@ class ModelRegistry:
         version = self.served_version(retailer)
         if version is None:
             return self._baseline
-        return LogisticModel.from_dict(version.model, version=version.version_id)
+        kind = "pooled" if version.scope == POOLED_SCOPE else "retailer"
+        return LogisticModel.from_dict(version.model, version=version.version_id, kind=kind)
 
     def rollback(self, scope: str, *, at: datetime) -> str:
         """Serve the version promoted before the current one; returns its id."""

@@ -1,0 +1,20 @@
+"""Prometheus metrics: aggregate counts and latencies, no cart data (see ``metrics.py``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from ...metrics import CONTENT_TYPE
+from ..deps import ServicesDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    summary="Request counts and latencies by route and status, predictions by model kind",
+)
+async def metrics(svc: ServicesDep) -> Response:
+    return Response(svc.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -1,0 +1,57 @@
+"""Prometheus metrics: aggregate counts and latencies only, with bounded labels.
+
+Labels are route templates (never raw paths), status codes and model kinds; nothing here ever
+carries a cart's values, attributes, or a retailer's or cart's id. Children are resolved once
+and reused, so recording a request costs a dictionary lookup and two increments.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+MODEL_KINDS = ("baseline", "pooled", "retailer")
+OTHER_ROUTE = "other"  # any path no route matched: raw paths would make labels unbounded
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._responses = Counter(
+            "cartpredict_http_responses",
+            "HTTP responses by route template and status code",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "cartpredict_http_request_duration_seconds",
+            "Time from a request's first byte in the app to its response, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._predictions = Counter(
+            "cartpredict_predictions",
+            "Carts scored, by the kind of model that scored them",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._by_kind = {kind: self._predictions.labels(kind) for kind in MODEL_KINDS}
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        child = self._children.get((route, status))
+        if child is None:
+            child = (self._responses.labels(route, str(status)), self._latency.labels(route))
+            self._children[(route, status)] = child
+        child[0].inc()
+        child[1].observe(seconds)
+
+    def predicted(self, kind: str, n: int = 1) -> None:
+        self._by_kind[kind].inc(n)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

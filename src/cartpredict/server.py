@@ -1,0 +1,39 @@
+"""Running the API: uvicorn with uvloop and httptools, one or more worker processes.
+
+Every accepted connection gets TCP_NODELAY. With several workers, uvicorn binds the listening
+socket itself in a way that asyncio's default event loop does not mark as TCP, so replies on a
+keep-alive connection could wait for Nagle's algorithm and the peer's delayed ACK (~40 ms each).
+uvloop sets the option anyway; setting it here keeps the guarantee whatever loop runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class NoDelayHttpTools(HttpToolsProtocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # the peer may already be gone
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
+    uvicorn.run(
+        "cartpredict.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+        loop="auto",
+        http=NoDelayHttpTools,
+    )
