@@ -67,3 +67,22 @@ def test_a_patch_through_one_server_is_seen_by_the_other_within_the_bound(
         while two.get("/retailer/store_1", headers=auth).status_code == 200:
             assert time.monotonic() - start <= BOUND_S, "revoked key still accepted"
             time.sleep(0.01)
+
+
+def test_one_server_with_two_workers_serves_and_every_worker_sees_a_change(
+    sqlite_url: str,
+) -> None:
+    """Workers are forked from a parent that has imported the app; each builds its own."""
+    env = {"CARTPREDICT_DATABASE_URL": sqlite_url, "CARTPREDICT_OPERATOR_KEY": OPERATOR_KEY}
+    with running_server(env, command=("serve", "--workers", "2")) as server:
+        created = server.post("/retailer", json=retailer_spec("store_1"), headers=OPERATOR)
+        auth = {"Authorization": f"Bearer {created.json()['api_key']}"}
+        close = auth | {"Connection": "close"}  # a new connection each time: either worker
+        express = cart("store_1", shipping_speed="express")
+        assert {server.post("/predict_cart", json=express, headers=close).status_code
+                for _ in range(20)} == {200}  # fmt: skip
+        server.patch("/retailer/store_1", json={"shipping_speeds": ["standard"]}, headers=auth)
+        time.sleep(BOUND_S)
+        statuses = [server.post("/predict_cart", json=express, headers=close).status_code
+                    for _ in range(20)]  # fmt: skip
+        assert set(statuses) == {422}, statuses

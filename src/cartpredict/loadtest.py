@@ -107,9 +107,10 @@ def carts(targets: Sequence[Target], n: int, *, seed: int = 0) -> list[tuple[str
     return out
 
 
-def _request(host: str, port: int, path: str, key: str, body: bytes) -> bytes:
+def _request(host: str, port: int, path: str, key: str | None, body: bytes) -> bytes:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -120,11 +121,19 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
     length = 0
+    chunked = False
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.lower() == "content-length":
+        name = name.lower()
+        if name == "content-length":
             length = int(value)
-    if length:
+        elif name == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+    if chunked:
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")  # the blank line after the last chunk
+    elif length:
         await reader.readexactly(length)
     return status
 
@@ -140,9 +149,27 @@ async def run(
 ) -> Result:
     if not targets:
         raise LoadTestError("no retailers to send carts for")
+    bodies = carts(targets, requests + WARMUP, seed=seed)
+    return await run_prepared(url, bodies, requests=requests, concurrency=concurrency,
+                              max_seconds=max_seconds)  # fmt: skip
+
+
+async def run_prepared(
+    url: str,
+    bodies: Sequence[tuple[str | None, bytes]],
+    *,
+    requests: int = 1000,
+    concurrency: int = 16,
+    max_seconds: float = 120.0,
+) -> Result:
+    """Send ``(API key or None, JSON body)`` pairs, cycled: ``WARMUP`` unrecorded, then
+    ``requests`` timed."""
+    if not bodies:
+        raise LoadTestError("no request bodies")
     host, port, path = loopback(url)
     payloads = [
-        _request(host, port, path, k, b) for k, b in carts(targets, requests + WARMUP, seed=seed)
+        _request(host, port, path, key, body)
+        for key, body in (bodies[i % len(bodies)] for i in range(requests + WARMUP))
     ]
     result = Result(requests=requests, seconds=0.0)
     queue = iter(range(WARMUP, len(payloads)))

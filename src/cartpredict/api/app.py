@@ -28,9 +28,8 @@ Errors always have the shape `{"error": {"status", "code", "message", "details"}
 """
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    svc: Services = app.state.services
+def check_store(svc: Services) -> None:
+    """Refuse to start against a database that does not answer or has an older schema."""
     try:
         svc.store.ping()
     except Exception as exc:
@@ -41,6 +40,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             f"database schema is at {revision or 'nothing'}, this code needs {SCHEMA_REVISION}: "
             "run `cartpredict db upgrade`"
         )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    svc: Services = app.state.services
+    check_store(svc)
     feed = ChangeFeed(svc.store, svc.cache)
     stop = asyncio.Event()
     poller = asyncio.create_task(

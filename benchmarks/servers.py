@@ -1,0 +1,135 @@
+"""Start a server, time its cold start, read its peak memory, stop it (and all it started)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    path: str  # the prediction route
+    ready_body: bytes
+    ready_key: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    workers: int = 1
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+
+@dataclass
+class Running:
+    server: Server
+    process: subprocess.Popen[bytes]
+    cold_start_s: float
+    log: Path
+
+    def peak_rss_mb(self) -> tuple[float, float]:
+        """(sum over the process tree, largest single process) of VmHWM, in MB."""
+        peaks = [_vm_hwm_kb(pid) for pid in _tree(self.process.pid)]
+        peaks = [p for p in peaks if p is not None]
+        return round(sum(peaks) / 1024, 1), round(max(peaks, default=0) / 1024, 1)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def start(server: Server, log_dir: Path, *, timeout_s: float = 180.0) -> Running:
+    """Launch, then POST the ready body every 20 ms until a 200: the seconds from launch to
+    that first good prediction are the cold start (imports, model loading, everything)."""
+    if _listening(server.port):
+        raise RuntimeError(f"{server.name}: port {server.port} is already in use")
+    log = log_dir / f"{server.name.replace(' ', '_').replace('/', '_')}.log"
+    env = {**os.environ, **server.env}
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            server.command, cwd=server.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    headers = {"Content-Type": "application/json"}
+    if server.ready_key:
+        headers["Authorization"] = f"Bearer {server.ready_key}"
+    deadline = started + timeout_s
+    while True:
+        if _ready(server.url, server.ready_body, headers):
+            running = Running(server, process, time.perf_counter() - started, log)
+            break
+        if process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited: see {log}\n{_tail(log)}")
+        if time.perf_counter() > deadline:
+            Running(server, process, 0.0, log).stop()
+            raise RuntimeError(f"{server.name}: no prediction within {timeout_s:.0f} s: see {log}")
+        time.sleep(0.02)
+    if server.workers > 1:  # the first answer came from one worker: wait for all of them
+        _wait_for_workers(running, server.workers, deadline)
+    return running
+
+
+def _ready(url: str, body: bytes, headers: dict[str, str]) -> bool:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_for_workers(running: Running, workers: int, deadline: float) -> None:
+    while len(_tree(running.process.pid)) < workers + 1 and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let every worker finish its own start-up
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tree(pid: int) -> list[int]:
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        kids = [int(c) for c in children]
+        pids += kids
+        frontier += kids
+    return pids
+
+
+def _vm_hwm_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
