@@ -67,8 +67,10 @@ def loadgen(url: str, requests: list[Request], *, n: int, concurrency: int) -> d
         run_prepared(url, requests, requests=n, concurrency=concurrency, max_seconds=300.0)
     )
     summary = result.summary()
-    return {k: summary[k] for k in ("requests", "req_per_s", "p50_ms", "p95_ms", "p99_ms",
-                                    "errors", "truncated")}  # fmt: skip
+    return {
+        k: summary[k]
+        for k in ("requests", "req_per_s", "p50_ms", "p95_ms", "p99_ms", "errors", "truncated")
+    }
 
 
 def wrk(
@@ -83,8 +85,22 @@ def wrk(
         for key, body in requests:
             out.write(f"{key or ''}\t{body.decode()}\n")
     threads = min(concurrency, 2)
-    command = [binary, "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s",
-               "--timeout", "10s", "-s", str(LUA), url, "--", str(lines)]  # fmt: skip
+    command = [
+        binary,
+        "-t",
+        str(threads),
+        "-c",
+        str(concurrency),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(lines),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     summary = next((line for line in done.stdout.splitlines() if line.startswith("{")), None)
     if done.returncode != 0 or summary is None:

@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import loads
 import numpy as np
+
+import loads
 from seed import Seeded, copy_serving_state, seed
 from servers import Server, start
 
@@ -56,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         sqlite_url = f"sqlite:///{work / 'bench.db'}"
         print(f"seeding {args.retailers} retailers in SQLite ...", flush=True)
-        seeded = seed(sqlite_url, retailers=args.retailers, days=args.days,
-                      carts_per_day=args.carts_per_day)  # fmt: skip
-        print(f"  {seeded.carts} simulated carts; served by: {dict(seeded.served)}; "
-              f"{seeded.seconds:.0f} s", flush=True)  # fmt: skip
+        seeded = seed(
+            sqlite_url, retailers=args.retailers, days=args.days, carts_per_day=args.carts_per_day
+        )
+        print(
+            f"  {seeded.carts} simulated carts; served by: {dict(seeded.served)}; "
+            f"{seeded.seconds:.0f} s",
+            flush=True,
+        )
         with postgres_database(args.postgres) as pg_url:
             if pg_url is not None:
                 copy_serving_state(sqlite_url, pg_url, seeded.targets)
@@ -70,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "seeded": {"retailers": args.retailers, "carts": seeded.carts,
-                   "served_by": dict(seeded.served)},  # fmt: skip
+        "seeded": {
+            "retailers": args.retailers,
+            "carts": seeded.carts,
+            "served_by": dict(seeded.served),
+        },
         "servers": results,
         "in_process": batch,
     }
@@ -88,8 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--peer", type=Path, default=REPO.parent / "shared" / "peer")
     p.add_argument("--peer-venv", type=Path, default=Path("/tmp/peer-venv"))
     p.add_argument("--peer-model", type=Path, default=Path("/tmp/peer-model"))
-    p.add_argument("--postgres", default=os.environ.get("CARTPREDICT_BENCH_PG", PG_ADMIN_URL),
-                   help="admin URL of a PostgreSQL server; 'none' skips PostgreSQL")  # fmt: skip
+    p.add_argument(
+        "--postgres",
+        default=os.environ.get("CARTPREDICT_BENCH_PG", PG_ADMIN_URL),
+        help="admin URL of a PostgreSQL server; 'none' skips PostgreSQL",
+    )
     p.add_argument("--retailers", type=int, default=1000)
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--carts-per-day", type=float, default=30.0)
@@ -108,12 +119,15 @@ def prepare_peers(peer: Path, venv: Path, model: Path) -> None:
         raise SystemExit(f"no peer rig at {peer}: pass --peer")
     if not (venv / "bin" / "mlflow").exists() or not _has("wrk"):
         print(f"setting up the peers ({peer / 'setup.sh'}) ...", flush=True)
-        subprocess.run(["bash", str(peer / "setup.sh")], check=True,
-                       env={**os.environ, "PEER_VENV": str(venv)})  # fmt: skip
+        subprocess.run(
+            ["bash", str(peer / "setup.sh")], check=True, env={**os.environ, "PEER_VENV": str(venv)}
+        )
     if not (model / "mlflow_model").exists():
         print("training the peers' model ...", flush=True)
-        subprocess.run([str(venv / "bin" / "python"), str(peer / "train_model.py"),
-                        "--out", str(model)], check=True)  # fmt: skip
+        subprocess.run(
+            [str(venv / "bin" / "python"), str(peer / "train_model.py"), "--out", str(model)],
+            check=True,
+        )
 
 
 def _has(program: str) -> bool:
@@ -171,23 +185,60 @@ def lineup(
 
     uvicorn = [python, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
     servers: list[tuple[Server, list[loads.Request]]] = [
-        (Server("ceiling (bare ASGI)", [*uvicorn, "--app-dir", str(peer), "ceiling_asgi:app",
-                "--port", "8401"], 8401, "/predict_cart", flat_ready), loads.flat(rows)),
-        (Server("naive FastAPI", [python, str(peer / "naive_fastapi.py"), "--weights",
-                str(args.peer_model / "lr_weights.json"), "--port", "8402", "--no-access-log"],
-                8402, "/predict_cart", flat_ready), loads.flat(rows)),
+        (
+            Server(
+                "ceiling (bare ASGI)",
+                [*uvicorn, "--app-dir", str(peer), "ceiling_asgi:app", "--port", "8401"],
+                8401,
+                "/predict_cart",
+                flat_ready,
+            ),
+            loads.flat(rows),
+        ),
+        (
+            Server(
+                "naive FastAPI",
+                [
+                    python,
+                    str(peer / "naive_fastapi.py"),
+                    "--weights",
+                    str(args.peer_model / "lr_weights.json"),
+                    "--port",
+                    "8402",
+                    "--no-access-log",
+                ],
+                8402,
+                "/predict_cart",
+                flat_ready,
+            ),
+            loads.flat(rows),
+        ),
         (cartpredict_server("cartpredict SQLite", sqlite_url, 8403), ours),
-    ]  # fmt: skip
+    ]
     if not args.no_mlflow:
         mlflow = Server(
             "MLflow serving",
-            [str(args.peer_venv / "bin" / "mlflow"), "models", "serve", "-m",
-             str(args.peer_model / "mlflow_model"), "-p", "8404", "-h", "127.0.0.1", "-w", "1",
-             "--env-manager", "local"],
-            8404, "/invocations", loads.mlflow_split(rows)[0][1],
+            [
+                str(args.peer_venv / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(args.peer_model / "mlflow_model"),
+                "-p",
+                "8404",
+                "-h",
+                "127.0.0.1",
+                "-w",
+                "1",
+                "--env-manager",
+                "local",
+            ],
+            8404,
+            "/invocations",
+            loads.mlflow_split(rows)[0][1],
             # mlflow starts `uvicorn` from PATH: its own environment's
             env={"PATH": f"{args.peer_venv / 'bin'}:{os.environ.get('PATH', '')}"},
-        )  # fmt: skip
+        )
         servers.append((mlflow, loads.mlflow_split(rows)))
     if pg_url is not None:
         servers.append((cartpredict_server("cartpredict PostgreSQL", pg_url, 8405), ours))
@@ -203,19 +254,27 @@ def measure(
 ) -> dict[str, Any]:
     print(f"{server.name}: starting ...", flush=True)
     running = start(server, work)
-    out: dict[str, Any] = {"server": server.name, "workers": server.workers,
-                           "cold_start_s": round(running.cold_start_s, 3)}  # fmt: skip
+    out: dict[str, Any] = {
+        "server": server.name,
+        "workers": server.workers,
+        "cold_start_s": round(running.cold_start_s, 3),
+    }
     try:
         # Every distinct request once, unrecorded: each retailer's key and model get cached
         # (in every server alike), as they are after a retailer's first request in production.
         out["warmup"] = loads.loadgen(server.url, requests, n=len(requests), concurrency=4)
         for c in (1, 16):
-            out[f"loadgen_c{c}"] = loads.loadgen(server.url, requests, n=args.requests,
-                                                 concurrency=c)  # fmt: skip
-            out[f"wrk_c{c}"] = loads.wrk(server.url, requests, concurrency=c,
-                                         seconds=args.seconds, work_dir=work)  # fmt: skip
-            print(f"  c={c}: loadgen {out[f'loadgen_c{c}']['req_per_s']} req/s, "
-                  f"wrk {out[f'wrk_c{c}']['req_per_s']} req/s", flush=True)  # fmt: skip
+            out[f"loadgen_c{c}"] = loads.loadgen(
+                server.url, requests, n=args.requests, concurrency=c
+            )
+            out[f"wrk_c{c}"] = loads.wrk(
+                server.url, requests, concurrency=c, seconds=args.seconds, work_dir=work
+            )
+            print(
+                f"  c={c}: loadgen {out[f'loadgen_c{c}']['req_per_s']} req/s, "
+                f"wrk {out[f'wrk_c{c}']['req_per_s']} req/s",
+                flush=True,
+            )
         out["peak_rss_mb_tree"], out["peak_rss_mb_largest"] = running.peak_rss_mb()
     finally:
         running.stop()
@@ -245,8 +304,9 @@ def batch_scoring(sqlite_url: str, seeded: Seeded) -> dict[str, Any]:
             cart_value=rng.lognormal(4.1, 1.0, BATCH_CARTS).round(2),
             item_count=rng.integers(1, 9, BATCH_CARTS),
             inactivity_hours=rng.uniform(0, 24, BATCH_CARTS).round(2),
-            device_type=rng.choice(np.array(["mobile", "desktop", "tablet", "unknown"]),
-                                   BATCH_CARTS),  # fmt: skip
+            device_type=rng.choice(
+                np.array(["mobile", "desktop", "tablet", "unknown"]), BATCH_CARTS
+            ),
             shipping_speed=rng.choice(speeds, BATCH_CARTS),
         )
         times = []
@@ -275,8 +335,11 @@ def batch_scoring(sqlite_url: str, seeded: Seeded) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    return {"python": platform.python_version(), "cpus": os.cpu_count(),
-            "platform": platform.platform()}  # fmt: skip
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -360,8 +423,11 @@ def goals(report: dict[str, Any]) -> list[str]:
     cold = max(by[n]["cold_start_s"] for n in by if n.startswith("cartpredict"))
     check(f"cold start ≤ 1 s (slowest cartpredict start): {cold:.2f} s", cold <= 1)
     rss = max(by[n]["peak_rss_mb_largest"] for n in by if n.startswith("cartpredict"))
-    check(f"peak RSS ≤ 150 MB per worker, {report['seeded']['retailers']} retailers' models "
-          f"loaded: {rss:.0f} MB", rss <= 150)  # fmt: skip
+    check(
+        f"peak RSS ≤ 150 MB per worker, {report['seeded']['retailers']} retailers' models "
+        f"loaded: {rss:.0f} MB",
+        rss <= 150,
+    )
     batch = report["in_process"]["batch_carts_per_s"]
     check(f"in-process batch scoring ≥ 1,000,000 carts/s: {batch:,}", batch >= 1_000_000)
     return out

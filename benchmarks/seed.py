@@ -39,8 +39,13 @@ def seed(url: str, *, retailers: int, days: int, carts_per_day: float, seed: int
     svc = build_services(Settings(database_url=url), utcnow)
     try:
         now = utcnow().replace(microsecond=0)
-        sim = simulate(retailers=retailers, days=days, carts_per_day=carts_per_day, seed=seed,
-                       start=now - timedelta(days=days))  # fmt: skip
+        sim = simulate(
+            retailers=retailers,
+            days=days,
+            carts_per_day=carts_per_day,
+            seed=seed,
+            start=now - timedelta(days=days),
+        )
         targets = []
         for config in sim.retailers:
             retailer, key = svc.retailers.create(RetailerCreate.model_validate(config))
@@ -78,8 +83,9 @@ def _copy_served(source: Store, target: Store, scope: str) -> None:
     if version is None:
         return
     target.add_model_version(version=version)
-    target.set_served(scope=scope, version_id=version.version_id, action="promote",
-                      at=version.created_at)  # fmt: skip
+    target.set_served(
+        scope=scope, version_id=version.version_id, action="promote", at=version.created_at
+    )
 
 
 def _served_kinds(svc: Services) -> Counter[str]:

@@ -65,9 +65,14 @@ def start(server: Server, log_dir: Path, *, timeout_s: float = 180.0) -> Running
     with log.open("wb") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
-            server.command, cwd=server.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            server.command,
+            cwd=server.cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     headers = {"Content-Type": "application/json"}
     if server.ready_key:
         headers["Authorization"] = f"Bearer {server.ready_key}"

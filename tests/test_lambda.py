@@ -21,8 +21,14 @@ from cartpredict.storage.migrate import upgrade
 from .conftest import OPERATOR, OPERATOR_KEY, cart, create_retailer, make_settings
 
 
-def event(method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
-          base64_body: bool = False) -> dict[str, Any]:  # fmt: skip
+def event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
     """An API Gateway HTTP API event, payload format version 2.0, as AWS documents it."""
     raw = json.dumps(body).encode() if body is not None else b""
     return {
@@ -101,7 +107,7 @@ def test_a_prediction_through_api_gateway(lambda_module: tuple[ModuleType, dict[
                 body=cart("store_1"),
                 headers=lower(key),
                 base64_body=encoded,
-            ),  # fmt: skip
+            ),
             Context(),
         )
         assert answer["statusCode"] == 200, answer
@@ -133,16 +139,19 @@ def test_a_change_made_elsewhere_is_seen_after_the_sync_interval(
 ) -> None:
     module, key = lambda_module
     express = cart("store_1", shipping_speed="express")
-    first = module.handler(event("POST", "/predict_cart", body=express, headers=lower(key)),
-                           Context())  # fmt: skip
+    first = module.handler(
+        event("POST", "/predict_cart", body=express, headers=lower(key)), Context()
+    )
     assert first["statusCode"] == 200  # cached now
     with TestClient(create_app(make_settings(sqlite_url))) as other:  # another process's write
-        changed = other.patch("/retailer/store_1", json={"shipping_speeds": ["standard"]},
-                              headers=OPERATOR)  # fmt: skip
+        changed = other.patch(
+            "/retailer/store_1", json={"shipping_speeds": ["standard"]}, headers=OPERATOR
+        )
         assert changed.status_code == 200
     time.sleep(0.2)
-    after = module.handler(event("POST", "/predict_cart", body=express, headers=lower(key)),
-                           Context())  # fmt: skip
+    after = module.handler(
+        event("POST", "/predict_cart", body=express, headers=lower(key)), Context()
+    )
     assert after["statusCode"] == 422
 
 
@@ -153,9 +162,13 @@ def test_the_handler_imports_in_a_fresh_interpreter(sqlite_url: str) -> None:
         "import sys, cartpredict.aws_lambda as m; "
         f"print(callable(m.handler), sorted(n for n in {heavy!r} if n in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={"CARTPREDICT_DATABASE_URL": sqlite_url, "PATH": ""},
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"CARTPREDICT_DATABASE_URL": sqlite_url, "PATH": ""},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True []"  # nothing heavy on a cold start
 

@@ -52,7 +52,9 @@ def random_carts(n: int, seed: int) -> list[Cart]:
                 item_count=rng.randint(0, 30),
                 inactivity_hours=rng.uniform(0, 300),
                 device_type=rng.choice(["mobile", "desktop", "tablet", "unknown"]),
-                shipping_speed=rng.choice(["standard", "express", "overnight", "same_day", "pickup"]),
+                shipping_speed=rng.choice(
+                    ["standard", "express", "overnight", "same_day", "pickup"]
+                ),
                 attributes=attributes,
             )
         )
