@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             servers = lineup(args, peer, sqlite_url, pg_url, seeded)
             results = [measure(server, requests, args, work) for server, requests in servers]
         batch = batch_scoring(sqlite_url, seeded)
+        batch.update(lambda_entry(sqlite_url, seeded, work))
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -334,6 +335,34 @@ def batch_scoring(sqlite_url: str, seeded: Seeded) -> dict[str, Any]:
     }
 
 
+def lambda_entry(sqlite_url: str, seeded: Seeded, work: Path) -> dict[str, Any]:
+    """The Lambda handler in fresh interpreters: start-up (interpreter + import, median of 3)
+    and in-process time per API Gateway invocation."""
+    pairs = work / "lambda_requests.json"
+    pairs.write_text(json.dumps([[k, b.decode()] for k, b in loads.ours(seeded.targets)[:2000]]))
+    env = {**os.environ, "CARTPREDICT_DATABASE_URL": sqlite_url}
+    starts = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import cartpredict.aws_lambda"], env=env, check=True)
+        starts.append(time.perf_counter() - started)
+    probe = subprocess.run(
+        [sys.executable, str(HERE / "lambda_probe.py"), str(pairs), "5000"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures = json.loads(probe.stdout)
+    return {
+        "lambda_init_s": round(statistics.median(starts), 3),
+        "lambda_import_s": figures["import_s"],
+        "lambda_invoke_ms": figures["invoke_ms_median"],
+        "lambda_invoke_ms_mean": figures["invoke_ms_mean"],
+        "lambda_peak_rss_mb": figures["peak_rss_mb"],
+    }
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -384,6 +413,10 @@ def tables(report: dict[str, Any]) -> str:
         f"({batch['batch_carts']:,} carts, {batch['model_features']} features, median of 5: "
         f"{batch['batch_median_s']} s); one cart through the request path without HTTP "
         f"(JSON validation, cart checks, model, JSON out): {batch['request_path_us_per_cart']} us.",
+        f"Lambda entry point: cold start (interpreter + import, median of 3) "
+        f"{batch['lambda_init_s']} s, of which the import {batch['lambda_import_s']} s; "
+        f"{batch['lambda_invoke_ms']} ms per API Gateway invocation in process (median; mean "
+        f"{batch['lambda_invoke_ms_mean']} ms); peak {batch['lambda_peak_rss_mb']} MB.",
         "",
         *goals(report),
     ]

@@ -67,3 +67,18 @@ def _wait_ready(client: httpx.Client, process: subprocess.Popen[Any], timeout_s:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"server not ready after {timeout_s}s")
+
+
+def server_pid(client: httpx.Client) -> int:
+    """The PID of the ``cartpredict`` process serving the client's port."""
+    port = str(client.base_url.port)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"cartpredict" in args and b"--port" in args and port.encode() in args:
+            return int(proc.name)
+    raise LookupError(f"no cartpredict process on port {port}")

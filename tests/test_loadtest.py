@@ -13,7 +13,7 @@ from cartpredict.loadtest import LoadTestError, Result, Target, carts, loopback
 from cartpredict.schemas import CartIn
 
 from .conftest import OPERATOR, OPERATOR_KEY, retailer_spec
-from .servers import running_server
+from .servers import running_server, server_pid
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,18 @@ def test_loadtest_against_a_real_server(sqlite_url: str, tmp_path: Path) -> None
         wrong = CliRunner().invoke(main, [*args, "--key", "a=cpk_wrong"])
         assert wrong.exit_code == 1
         assert "answered 401" in wrong.output
+
+        # With the server's PID: its CPU time and memory, which `cartpredict cost` reads.
+        pid = server_pid(server)
+        watched = CliRunner().invoke(main, [*args, *keys, "--server-pid", str(pid)])
+        assert watched.exit_code == 0, watched.output
+        measured = json.loads(watched.output)["server"]
+        assert measured["pid"] == pid
+        assert measured["cpu_s"] > 0
+        assert 10 < measured["peak_rss_mb"] < 1000
+        path = tmp_path / "loadtest.json"
+        path.write_text(watched.output)
+        cost = CliRunner().invoke(main, ["cost", str(path)])
+        assert cost.exit_code == 0, cost.output
+        assert "per 10k predictions" in cost.output
+        assert f"peak memory {measured['peak_rss_mb']:.0f} MB" in cost.output

@@ -508,6 +508,7 @@ def model_rollback(retailer_id: str) -> None:
 @click.option("--max-seconds", default=120.0, show_default=True, type=click.FloatRange(1, 3600))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON")
+@click.option("--server-pid", type=int, help="The server's PID: report its CPU and memory too")
 def loadtest(
     url: str,
     n_requests: int,
@@ -517,8 +518,12 @@ def loadtest(
     max_seconds: float,
     seed: int,
     as_json: bool,
+    server_pid: int | None,
 ) -> None:
-    """Send random valid carts to /predict_cart and print p50/p95/p99, req/s and errors."""
+    """Send random valid carts to /predict_cart and print p50/p95/p99, req/s and errors.
+
+    With --server-pid, also the server's CPU time per request and its peak memory (what
+    `cartpredict cost` reads)."""
     import asyncio
 
     from . import loadtest as lt
@@ -526,11 +531,14 @@ def loadtest(
     try:
         lt.loopback(url)
         targets = [_target(url, rid, key) for rid, key in _keys(keys, env_file)]
+        watch = lt.ServerWatch(server_pid) if server_pid else None
         result = asyncio.run(lt.run(url, targets, requests=n_requests, concurrency=concurrency,
                                     max_seconds=max_seconds, seed=seed))  # fmt: skip
     except (lt.LoadTestError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = result.summary()
+    if watch is not None:
+        summary["server"] = watch.summary(result)
     click.echo(
         json.dumps(summary, indent=2)
         if as_json
@@ -575,6 +583,36 @@ def _target(url: str, retailer_id: str, key: str) -> Any:
         exc.close()
         raise LoadTestError(f"{retailer_id}: the server answered {exc.code} for its key") from exc
     return Target(retailer_id, key, tuple(config["shipping_speeds"]))
+
+
+# --- cost ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("measured", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price file (default: the dated one shipped with cartpredict)",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the breakdown")
+def cost(measured: Path, prices: Path | None, as_json: bool) -> None:
+    """$ per 10k predictions and per month, on Lambda and on a small container.
+
+    MEASURED is the JSON of `cartpredict loadtest --json --server-pid PID`, or the benchmark's
+    JSON (benchmark.json). Prices come from a dated file that names its sources.
+    """
+    from . import cost as costs
+
+    try:
+        data = json.loads(measured.read_text())
+        report = costs.estimate(
+            costs.measured_from(data, source=str(measured)), costs.load_prices(prices)
+        )
+    except (ValueError, KeyError, StopIteration) as exc:
+        reason = exc if isinstance(exc, ValueError) else f"missing {exc}"
+        raise click.ClickException(f"cannot read {measured}: {reason}") from exc
+    click.echo(json.dumps(report, indent=2) if as_json else costs.render(report))
 
 
 # --- demo (the main job) ---------------------------------------------------------------------

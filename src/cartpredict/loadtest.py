@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import json
 import math
+import os
 import random
 import socket
 import statistics
@@ -19,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -201,6 +203,62 @@ async def run_prepared(
     return result
 
 
+class ServerWatch:
+    """CPU time and peak memory of a server process and its children, over a run (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        if not Path(f"/proc/{pid}/stat").exists():
+            raise LoadTestError(f"no process {pid} (the server's PID) on this machine")
+        self._cpu_start = self._cpu_s()
+
+    def summary(self, result: Result) -> dict[str, Any]:
+        cpu_s = self._cpu_s() - self._cpu_start
+        done = max(1, len(result.latencies_ms))
+        peaks = [p for p in (_vm_hwm_mb(pid) for pid in _tree(self.pid)) if p is not None]
+        return {
+            "pid": self.pid,
+            "cpu_s": round(cpu_s, 3),
+            "cpu_ms_per_request": round(cpu_s * 1000 / done, 4),
+            "cpu_percent": round(100 * cpu_s / result.seconds, 1) if result.seconds else None,
+            "peak_rss_mb": round(max(peaks, default=0.0), 1),
+            "peak_rss_mb_tree": round(sum(peaks), 1),
+        }
+
+    def _cpu_s(self) -> float:
+        ticks = 0
+        for pid in _tree(self.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        pids += [int(c) for c in children]
+        frontier += [int(c) for c in children]
+    return pids
+
+
+def _vm_hwm_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def table(summary: dict[str, Any], *, url: str, concurrency: int) -> str:
     rows = [
         ("url", url),
@@ -214,6 +272,13 @@ def table(summary: dict[str, Any], *, url: str, concurrency: int) -> str:
         ("errors", summary["errors"]),
         ("statuses", ", ".join(f"{k}: {v}" for k, v in summary["statuses"].items())),
     ]
+    server = summary.get("server")
+    if server:
+        rows += [
+            ("server CPU", f"{server['cpu_ms_per_request']} ms per request "
+                           f"({server['cpu_percent']} % of a core)"),
+            ("server peak", f"{server['peak_rss_mb']} MB (largest process)"),
+        ]  # fmt: skip
     if summary["truncated"]:
         rows.append(("note", "stopped at --max-seconds"))
     width = max(len(name) for name, _ in rows)

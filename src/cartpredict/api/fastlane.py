@@ -31,8 +31,11 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp, *, services: Services, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, services: Services, metrics: Metrics, enabled: bool = True
+    ) -> None:
         self.app = app
+        self._enabled = enabled
         self._auth = services.auth
         self._tenants = services.tenants
         self._predictor = services.predictor
@@ -43,7 +46,7 @@ class FastLane:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if scope["path"] == PATH and scope["method"] == "POST":
+        if scope["path"] == PATH and scope["method"] == "POST" and self._enabled:
             answered, body = await self._predict(scope, receive, send)
             if answered:
                 self._metrics.request(PATH, 200, time.perf_counter() - started)
@@ -106,6 +109,8 @@ class FastLane:
         try:
             out: dict[str, Any] = self._predictor.predict(tenant, cart)
         except CartPredictError:
+            return False, body
+        except Exception:  # a bug: let the framework answer, log and count it as a 500
             return False, body
         self._metrics.predicted(tenant.model.kind)
         payload = orjson.dumps(out)
