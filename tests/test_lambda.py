@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import json
@@ -95,6 +96,11 @@ def lambda_module(
     finally:
         module.app.state.services.close()
         sys.modules.pop("cartpredict.aws_lambda", None)
+        # Mangum runs every invocation on one event loop it sets for the process (as a Lambda
+        # container would keep it); close it here, where the "container" ends.
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 def test_a_prediction_through_api_gateway(lambda_module: tuple[ModuleType, dict[str, str]]) -> None:
