@@ -276,7 +276,7 @@ def measure(
                 f"wrk {out[f'wrk_c{c}']['req_per_s']} req/s",
                 flush=True,
             )
-        out["peak_rss_mb_tree"], out["peak_rss_mb_largest"] = running.peak_rss_mb()
+        out["peak_rss_mb_tree"], out["peak_rss_mb_largest"] = running.peak_memory_mb()
     finally:
         running.stop()
     return out

@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cartpredict.loadtest import peak_rss_mb, process_tree
+
 
 @dataclass
 class Server:
@@ -38,11 +40,11 @@ class Running:
     cold_start_s: float
     log: Path
 
-    def peak_rss_mb(self) -> tuple[float, float]:
+    def peak_memory_mb(self) -> tuple[float, float]:
         """(sum over the process tree, largest single process) of VmHWM, in MB."""
-        peaks = [_vm_hwm_kb(pid) for pid in _tree(self.process.pid)]
-        peaks = [p for p in peaks if p is not None]
-        return round(sum(peaks) / 1024, 1), round(max(peaks, default=0) / 1024, 1)
+        peaks = [peak_rss_mb(pid) for pid in process_tree(self.process.pid)]
+        found = [p for p in peaks if p is not None]
+        return round(sum(found), 1), round(max(found, default=0.0), 1)
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -102,7 +104,7 @@ def _ready(url: str, body: bytes, headers: dict[str, str]) -> bool:
 
 
 def _wait_for_workers(running: Running, workers: int, deadline: float) -> None:
-    while len(_tree(running.process.pid)) < workers + 1 and time.perf_counter() < deadline:
+    while len(process_tree(running.process.pid)) < workers + 1 and time.perf_counter() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # let every worker finish its own start-up
 
@@ -110,30 +112,6 @@ def _wait_for_workers(running: Running, workers: int, deadline: float) -> None:
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _tree(pid: int) -> list[int]:
-    pids, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-        except OSError:
-            continue
-        kids = [int(c) for c in children]
-        pids += kids
-        frontier += kids
-    return pids
-
-
-def _vm_hwm_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def _tail(path: Path, lines: int = 20) -> str:

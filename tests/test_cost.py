@@ -79,3 +79,15 @@ def test_inputs_without_server_figures_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["cost", str(path)])
     assert result.exit_code == 1
     assert "--server-pid" in result.output
+
+
+def test_more_lambda_memory_shortens_the_cold_start_and_too_little_is_refused() -> None:
+    prices = load_prices()
+    small = estimate(MEASURED, prices)
+    large = estimate(MEASURED, prices, lambda_memory=1769)
+    assert small["lambda_memory_mb"] == 128
+    assert large["lambda_cold_start_s"] == pytest.approx(0.7)  # a whole vCPU: as measured
+    assert small["lambda_cold_start_s"] == pytest.approx(0.7 * 1769 / 128)
+    bigger = Measured(0.2, 400.0, 5000.0, 700.0, "test")
+    with pytest.raises(CostInputError, match="below the measured peak"):
+        estimate(bigger, prices, lambda_memory=256)

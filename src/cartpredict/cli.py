@@ -595,8 +595,13 @@ def _target(url: str, retailer_id: str, key: str) -> Any:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Price file (default: the dated one shipped with cartpredict)",
 )
+@click.option(
+    "--lambda-memory",
+    type=click.IntRange(128, 10240),
+    help="Lambda memory in MB (default: the smallest that holds the measured peak)",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the breakdown")
-def cost(measured: Path, prices: Path | None, as_json: bool) -> None:
+def cost(measured: Path, prices: Path | None, lambda_memory: int | None, as_json: bool) -> None:
     """$ per 10k predictions and per month, on Lambda and on a small container.
 
     MEASURED is the JSON of `cartpredict loadtest --json --server-pid PID`, or the benchmark's
@@ -607,7 +612,9 @@ def cost(measured: Path, prices: Path | None, as_json: bool) -> None:
     try:
         data = json.loads(measured.read_text())
         report = costs.estimate(
-            costs.measured_from(data, source=str(measured)), costs.load_prices(prices)
+            costs.measured_from(data, source=str(measured)),
+            costs.load_prices(prices),
+            lambda_memory=lambda_memory,
         )
     except (ValueError, KeyError, StopIteration) as exc:
         reason = exc if isinstance(exc, ValueError) else f"missing {exc}"

@@ -109,12 +109,20 @@ def measured_from(data: dict[str, Any], *, source: str) -> Measured:
 
 
 def lambda_memory_mb(measured: Measured, prices: dict[str, Any]) -> int:
+    """The smallest memory that holds the measured peak with headroom."""
     return max(prices["lambda"]["min_memory_mb"], math.ceil(measured.memory_mb * MEMORY_HEADROOM))
 
 
-def lambda_costs(m: Measured, s: Scenario, prices: dict[str, Any]) -> list[Line]:
+def lambda_costs(
+    m: Measured, s: Scenario, prices: dict[str, Any], *, memory_mb: int | None = None
+) -> list[Line]:
     lam, api, logs = prices["lambda"], prices["api_gateway_http"], prices["cloudwatch_logs"]
-    memory = lambda_memory_mb(m, prices)
+    memory = memory_mb or lambda_memory_mb(m, prices)
+    if memory < lambda_memory_mb(m, prices):
+        raise CostInputError(
+            f"{memory} MB of Lambda memory is below the measured peak ({m.memory_mb:.0f} MB) "
+            f"with {MEMORY_HEADROOM}× headroom"
+        )
     stretch = max(1.0, lam["mb_per_vcpu"] / memory)
     step = lam["billing_granularity_ms"]
     billed_ms = math.ceil(m.duration_ms * stretch / step) * step
@@ -185,17 +193,22 @@ def _cold_starts(s: Scenario, billed_ms: float) -> int:
     return concurrency * math.ceil(s.hours)
 
 
-def estimate(m: Measured, prices: dict[str, Any]) -> dict[str, Any]:
+def estimate(
+    m: Measured, prices: dict[str, Any], *, lambda_memory: int | None = None
+) -> dict[str, Any]:
+    memory = lambda_memory or lambda_memory_mb(m, prices)
+    stretch = max(1.0, prices["lambda"]["mb_per_vcpu"] / memory)
     out: dict[str, Any] = {
         "measured": m.__dict__,
         "prices_as_of": prices["as_of"],
         "region": prices["region"],
-        "lambda_memory_mb": lambda_memory_mb(m, prices),
+        "lambda_memory_mb": memory,
+        "lambda_cold_start_s": m.init_ms * stretch / 1000 if m.init_ms is not None else None,
         "scenarios": [],
     }
     for s in SCENARIOS:
         entry: dict[str, Any] = {"name": s.name, "requests": s.requests, "hours": s.hours}
-        for name, lines in (("lambda", lambda_costs(m, s, prices)),
+        for name, lines in (("lambda", lambda_costs(m, s, prices, memory_mb=memory)),
                             ("container", container_costs(m, s, prices))):  # fmt: skip
             total = sum(line.dollars for line in lines)
             entry[name] = {
@@ -215,8 +228,14 @@ def render(report: dict[str, Any]) -> str:
         f"peak memory {m['memory_mb']:.0f} MB, {m['capacity_rps']:,.0f} predictions/s per core, "
         f"cold-start init {init}.",
         f"List prices as of {report['prices_as_of']}, {report['region']}; Lambda memory "
-        f"{report['lambda_memory_mb']} MB (measured peak × {MEMORY_HEADROOM}).",
+        f"{report['lambda_memory_mb']} MB (--lambda-memory; at least the measured peak × "
+        f"{MEMORY_HEADROOM}).",
     ]
+    if report["lambda_cold_start_s"] is not None:
+        out.append(
+            f"At that memory a Lambda cold start takes about {report['lambda_cold_start_s']:.1f} s"
+            " (CPU scales with memory): give it more memory if first requests must be fast."
+        )
     for s in report["scenarios"]:
         out += ["", f"== {s['name']}: {s['requests']:,} predictions over {s['hours']:g} h"]
         for name, title in (("lambda", "Lambda + API Gateway"), ("container", "container")):

@@ -215,7 +215,7 @@ class ServerWatch:
     def summary(self, result: Result) -> dict[str, Any]:
         cpu_s = self._cpu_s() - self._cpu_start
         done = max(1, len(result.latencies_ms))
-        peaks = [p for p in (_vm_hwm_mb(pid) for pid in _tree(self.pid)) if p is not None]
+        peaks = [p for p in (peak_rss_mb(pid) for pid in process_tree(self.pid)) if p is not None]
         return {
             "pid": self.pid,
             "cpu_s": round(cpu_s, 3),
@@ -227,7 +227,7 @@ class ServerWatch:
 
     def _cpu_s(self) -> float:
         ticks = 0
-        for pid in _tree(self.pid):
+        for pid in process_tree(self.pid):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
@@ -236,7 +236,8 @@ class ServerWatch:
         return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (Linux /proc)."""
     pids, frontier = [pid], [pid]
     while frontier:
         parent = frontier.pop()
@@ -249,7 +250,8 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _vm_hwm_mb(pid: int) -> float | None:
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), or None if it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
