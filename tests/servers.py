@@ -70,15 +70,22 @@ def _wait_ready(client: httpx.Client, process: subprocess.Popen[Any], timeout_s:
 
 
 def server_pid(client: httpx.Client) -> int:
-    """The PID of the ``cartpredict`` process serving the client's port."""
-    port = str(client.base_url.port)
+    """The PID of the ``cartpredict`` process serving the client's port (the parent, when
+    forked workers share its command line)."""
+    port = str(client.base_url.port).encode()
+    found: dict[int, int] = {}  # pid -> parent pid
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             args = (proc / "cmdline").read_bytes().split(b"\0")
+            status = (proc / "status").read_text()
         except OSError:
             continue
-        if b"cartpredict" in args and b"--port" in args and port.encode() in args:
-            return int(proc.name)
-    raise LookupError(f"no cartpredict process on port {port}")
+        if b"cartpredict" in args and b"--port" in args and port in args:
+            ppid = next(line for line in status.splitlines() if line.startswith("PPid:"))
+            found[int(proc.name)] = int(ppid.split()[1])
+    roots = [pid for pid, ppid in found.items() if ppid not in found]
+    if len(roots) != 1:
+        raise LookupError(f"no single cartpredict process on port {port.decode()}: {found}")
+    return roots[0]

@@ -18,6 +18,7 @@ from cartpredict.cost import (
     lambda_costs,
     load_prices,
     measured_from,
+    render,
 )
 
 MEASURED = Measured(duration_ms=0.2, memory_mb=90.0, capacity_rps=5000.0, init_ms=700.0,
@@ -36,7 +37,7 @@ def test_lambda_lines_follow_the_documented_arithmetic() -> None:
     prices = load_prices()
     spike = SCENARIOS[1]
     lines = {line.item: line for line in lambda_costs(MEASURED, spike, prices)}
-    memory = max(128, math.ceil(90 * 1.25))  # 113 -> the 128 MB minimum
+    memory = math.ceil(1769 * 0.7 / 2)  # CPU enough for a 2 s cold start: 620 MB > the peak
     billed_ms = math.ceil(0.2 * 1769 / memory)
     assert lines["Lambda requests"].dollars == pytest.approx(50_000 * 0.20 / 1e6)
     assert lines["Lambda duration"].dollars == pytest.approx(
@@ -60,7 +61,7 @@ def test_a_slower_or_bigger_server_never_costs_less() -> None:
     prices = load_prices()
     base = estimate(MEASURED, prices)["scenarios"][1]["lambda"]["total"]
     slower = Measured(2.0, 90.0, 500.0, 700.0, "test")
-    bigger = Measured(0.2, 400.0, 5000.0, 700.0, "test")
+    bigger = Measured(0.2, 800.0, 5000.0, 700.0, "test")  # needs more than the default memory
     assert estimate(slower, prices)["scenarios"][1]["lambda"]["total"] > base
     assert estimate(bigger, prices)["scenarios"][1]["lambda"]["total"] > base
 
@@ -81,13 +82,24 @@ def test_inputs_without_server_figures_are_refused(tmp_path: Path) -> None:
     assert "--server-pid" in result.output
 
 
-def test_more_lambda_memory_shortens_the_cold_start_and_too_little_is_refused() -> None:
+def test_lambda_memory_is_chosen_for_the_cold_start_and_too_little_is_refused() -> None:
     prices = load_prices()
-    small = estimate(MEASURED, prices)
-    large = estimate(MEASURED, prices, lambda_memory=1769)
-    assert small["lambda_memory_mb"] == 128
-    assert large["lambda_cold_start_s"] == pytest.approx(0.7)  # a whole vCPU: as measured
-    assert small["lambda_cold_start_s"] == pytest.approx(0.7 * 1769 / 128)
+    default = estimate(MEASURED, prices)
+    assert default["lambda_cold_start_s"] == pytest.approx(2.0, abs=0.01)
+    assert estimate(MEASURED, prices, lambda_memory=1769)["lambda_cold_start_s"] == pytest.approx(
+        0.7
+    )
+    small = estimate(MEASURED, prices, lambda_memory=128)
+    assert small["lambda_cold_start_s"] == pytest.approx(0.7 * 1769 / 128)  # over 9 s
+    no_init = Measured(0.2, 90.0, 5000.0, None, "test")
+    assert estimate(no_init, prices)["lambda_memory_mb"] == 128  # the peak decides
     bigger = Measured(0.2, 400.0, 5000.0, 700.0, "test")
     with pytest.raises(CostInputError, match="below the measured peak"):
         estimate(bigger, prices, lambda_memory=256)
+
+
+def test_a_cold_start_over_lambdas_limit_is_flagged() -> None:
+    slow_start = Measured(0.2, 90.0, 5000.0, 1000.0, "test")
+    text = render(estimate(slow_start, load_prices(), lambda_memory=128))
+    assert "WARNING: over Lambda's 10 s limit" in text
+    assert "WARNING" not in render(estimate(slow_start, load_prices()))

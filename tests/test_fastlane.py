@@ -8,6 +8,7 @@ by the lane handing everything on.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -174,6 +175,8 @@ ODD_REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("float item count", {"content": cart_bytes('"item_count": 3.0'), "headers": "KEY+json"}),
     ("huge int", {"content": cart_bytes('"item_count": ' + "9" * 40), "headers": "KEY+json"}),
     ("value as string", {"content": cart_bytes('"cart_value": "45.99"'), "headers": "KEY+json"}),
+    ("two keys, the first wrong", {"json": cart("store_1"), "headers": "JUNK KEY+KEY"}),
+    ("two content types", {"content": cart_bytes('"explain": false'), "headers": "TEXT+JSON"}),
 ]
 
 
@@ -189,7 +192,13 @@ def test_odd_requests_get_the_frameworks_answer(pair: Pair, request_kwargs: dict
         kinds = {"KEY": {}, "KEY+json": {"Content-Type": "application/json"},
                  "KEY+text": {"Content-Type": "text/plain"},
                  "KEY+charset": {"Content-Type": "application/json; charset=utf-8"}}  # fmt: skip
-        kwargs["headers"] = key | kinds[headers]
+        if headers == "JUNK KEY+KEY":
+            kwargs["headers"] = [("Authorization", "Bearer cpk_junk"), *key.items()]
+        elif headers == "TEXT+JSON":
+            kwargs["headers"] = [*key.items(), ("Content-Type", "text/plain"),
+                                 ("Content-Type", "application/json")]  # fmt: skip
+        else:
+            kwargs["headers"] = key | kinds[headers]
     pair.both(**kwargs)
 
 
@@ -209,3 +218,45 @@ def test_every_bad_input_case_gets_the_same_answer(pair: Pair, case: tuple[Any, 
     }
     response, _ = pair.both(**kwargs)
     assert response.status_code == status
+
+
+def test_the_body_limit_holds_in_the_lane_too(sqlite_url: str) -> None:
+    with TestClient(create_app(make_settings(sqlite_url))) as client:
+        key = create_retailer(client, "store_1")
+    app = create_app(make_settings(sqlite_url, max_body_bytes=100))
+    with TestClient(app) as client:
+        services = app.state.services
+        services.auth.lookup(key["Authorization"].removeprefix("Bearer "))  # cached: the lane
+        services.tenants.load("store_1")  # would answer, but for the size of the body
+        response = client.post("/predict_cart", json=cart("store_1"), headers=key)  # ~130 bytes
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_client_that_leaves_mid_request_gets_nothing_and_is_counted(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url))
+    with TestClient(app) as client:
+        key = create_retailer(client, "store_1")
+        assert client.post("/predict_cart", json=cart("store_1"), headers=key).status_code == 200
+    sent: list[Any] = []
+    messages = iter([{"type": "http.disconnect"}])
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict_cart",
+        "headers": [
+            (b"authorization", key["Authorization"].encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"120"),
+        ],
+    }
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent == []
+    assert 'status="499"' in app.state.services.metrics.exposition().decode()

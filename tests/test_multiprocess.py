@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from cartpredict.loadtest import process_tree
+
 from .conftest import OPERATOR, OPERATOR_KEY, cart, retailer_spec
-from .servers import running_server
+from .servers import running_server, server_pid
 
 BOUND_S = 2.0
 
@@ -86,3 +89,10 @@ def test_one_server_with_two_workers_serves_and_every_worker_sees_a_change(
         statuses = [server.post("/predict_cart", json=express, headers=close).status_code
                     for _ in range(20)]  # fmt: skip
         assert set(statuses) == {422}, statuses
+
+        # The workers were forked from the parent, not started as fresh interpreters.
+        parent = server_pid(server)
+        workers = process_tree(parent)[1:]
+        assert len(workers) == 2
+        for pid in workers:
+            assert b"multiprocessing" not in Path(f"/proc/{pid}/cmdline").read_bytes()

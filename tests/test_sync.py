@@ -12,7 +12,7 @@ import pytest
 from cartpredict.cache import Tenant, TenantCache
 from cartpredict.models import BaselineRule
 from cartpredict.storage import Change, Retailer
-from cartpredict.sync import ChangeFeed, RedisBus
+from cartpredict.sync import FEED_RETENTION, ChangeFeed, RedisBus
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -111,3 +111,18 @@ def test_redis_pushes_a_change_to_every_listener(redis_url: str) -> None:
         asyncio.run(scenario())
     finally:
         publisher.close()
+
+
+def test_a_feed_unread_for_longer_than_it_keeps_entries_drops_the_whole_cache() -> None:
+    now = [0.0]
+    store, cache = FeedOnly(), TenantCache()
+    feed = ChangeFeed(store, cache, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    cache.put_tenant(tenant("a"), generation=0)
+    cache.put_key("hash", "a", epoch=cache.epoch)
+    now[0] = 10.0
+    feed.poll()
+    assert cache.tenant("a") is not None  # read recently: nothing was missed
+    now[0] += FEED_RETENTION.total_seconds()  # unread so long that entries may be pruned
+    feed.poll()
+    assert cache.tenant("a") is None
+    assert cache.retailer_for_key("hash") is None

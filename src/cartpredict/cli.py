@@ -616,8 +616,8 @@ def cost(measured: Path, prices: Path | None, lambda_memory: int | None, as_json
             costs.load_prices(prices),
             lambda_memory=lambda_memory,
         )
-    except (ValueError, KeyError, StopIteration) as exc:
-        reason = exc if isinstance(exc, ValueError) else f"missing {exc}"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = f"missing {exc}" if isinstance(exc, KeyError) else exc
         raise click.ClickException(f"cannot read {measured}: {reason}") from exc
     click.echo(json.dumps(report, indent=2) if as_json else costs.render(report))
 

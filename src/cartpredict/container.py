@@ -46,6 +46,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     registry = ModelRegistry(store)
     tenants = Tenants(store=store, cache=cache, registry=registry)
     operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
+    metrics = Metrics()
     return Services(
         settings=settings,
         clock=clock,
@@ -54,11 +55,11 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         tenants=tenants,
         auth=Authenticator(store=store, cache=cache, operator_key=operator_key),
         retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
-        predictor=Predictor(),
+        predictor=Predictor(metrics),
         events=EventService(store=store, clock=clock),
         models=ModelService(tenants=tenants, registry=registry, notifier=notifier, clock=clock),
         registry=registry,
         notifier=notifier,
         bus=bus,
-        metrics=Metrics(),
+        metrics=metrics,
     )

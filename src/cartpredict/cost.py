@@ -29,6 +29,8 @@ LOW_PER_DAY = 100
 SPIKE_PER_HOUR = 50_000
 DAYS_PER_MONTH = 30
 MEMORY_HEADROOM = 1.25  # configure Lambda memory this much above the measured peak
+COLD_START_TARGET_S = 2.0  # default Lambda memory: enough CPU for a cold start this short
+LAMBDA_INIT_LIMIT_S = 10.0  # Lambda stops an initialisation that takes longer
 WARM_FOR_S = 600.0  # assumed: an idle Lambda environment is reclaimed after ~10 minutes
 
 
@@ -65,7 +67,11 @@ class Scenario:
 
 SCENARIOS = (
     Scenario(f"{LOW_PER_DAY} req/day, one month", LOW_PER_DAY * DAYS_PER_MONTH, 730.0),
-    Scenario(f"spike: {SPIKE_PER_HOUR:,} req in one hour", SPIKE_PER_HOUR, 1.0),
+    Scenario(
+        f"spike: {SPIKE_PER_HOUR:,} req in one hour (fixed costs: that hour's share)",
+        SPIKE_PER_HOUR,
+        1.0,
+    ),
     Scenario(f"spike sustained all month ({SPIKE_PER_HOUR:,} req/h)", SPIKE_PER_HOUR * 730, 730.0),
 )
 
@@ -81,8 +87,12 @@ def load_prices(path: Path | None = None) -> dict[str, Any]:
 
 def measured_from(data: dict[str, Any], *, source: str) -> Measured:
     """From a ``cartpredict loadtest --json`` result (with ``server``) or a benchmark report."""
+    if not isinstance(data, dict):
+        raise CostInputError("expected a JSON object (a loadtest result or a benchmark report)")
     if "servers" in data and "in_process" in data:
-        ours = next(s for s in data["servers"] if s["server"] == "cartpredict SQLite")
+        ours = next((s for s in data["servers"] if s.get("server") == "cartpredict SQLite"), None)
+        if ours is None:
+            raise CostInputError("the benchmark report has no 'cartpredict SQLite' server")
         lam = data["in_process"]
         return Measured(
             duration_ms=float(lam["lambda_invoke_ms"]),
@@ -113,11 +123,21 @@ def lambda_memory_mb(measured: Measured, prices: dict[str, Any]) -> int:
     return max(prices["lambda"]["min_memory_mb"], math.ceil(measured.memory_mb * MEMORY_HEADROOM))
 
 
+def default_lambda_memory_mb(measured: Measured, prices: dict[str, Any]) -> int:
+    """Enough memory for the peak, and enough CPU (which Lambda scales with memory) for a cold
+    start of at most ``COLD_START_TARGET_S``."""
+    memory = lambda_memory_mb(measured, prices)
+    if measured.init_ms is not None:
+        needed = prices["lambda"]["mb_per_vcpu"] * measured.init_ms / 1000 / COLD_START_TARGET_S
+        memory = max(memory, min(prices["lambda"]["mb_per_vcpu"], math.ceil(needed)))
+    return memory
+
+
 def lambda_costs(
     m: Measured, s: Scenario, prices: dict[str, Any], *, memory_mb: int | None = None
 ) -> list[Line]:
     lam, api, logs = prices["lambda"], prices["api_gateway_http"], prices["cloudwatch_logs"]
-    memory = memory_mb or lambda_memory_mb(m, prices)
+    memory = memory_mb or default_lambda_memory_mb(m, prices)
     if memory < lambda_memory_mb(m, prices):
         raise CostInputError(
             f"{memory} MB of Lambda memory is below the measured peak ({m.memory_mb:.0f} MB) "
@@ -156,20 +176,25 @@ def lambda_costs(
 
 
 def container_costs(m: Measured, s: Scenario, prices: dict[str, Any]) -> list[Line]:
-    box, lb = prices["container"], prices["load_balancer"]
+    box, lb, ip = prices["container"], prices["load_balancer"], prices["public_ipv4"]
     per_task_rps = m.capacity_rps * box["vcpu"]
     tasks = max(1, math.ceil(s.rate_per_s / per_task_rps))
     hourly = box["vcpu"] * box["per_vcpu_hour"] + box["memory_gb"] * box["per_gb_hour"]
-    lb_hourly = lb["per_hour"] + lb["lcu_hours_per_hour"] * lb["per_lcu_hour"]
+    gb_per_hour = s.requests / s.hours * lb["bytes_per_request"] / 1e9
+    lcu = max(s.rate_per_s / lb["new_connections_per_lcu_s"], gb_per_hour / lb["gb_per_lcu_hour"])
+    addresses = ip["addresses_with_container"] + tasks - 1
     return [
         Line("container", tasks * hourly * s.hours,
              f"{tasks} task(s) (needs {s.rate_per_s:.2f} req/s; one sustains {per_task_rps:,.0f} "
              f"= {m.capacity_rps:,.0f} req/s per core × {box['vcpu']} vCPU) × ({box['vcpu']} × "
              f"${box['per_vcpu_hour']} + {box['memory_gb']} GB × ${box['per_gb_hour']})/h × "
              f"{s.hours:g} h"),
-        Line("load balancer", lb_hourly * s.hours,
-             f"(${lb['per_hour']} + {lb['lcu_hours_per_hour']} LCU × ${lb['per_lcu_hour']})/h × "
-             f"{s.hours:g} h"),
+        Line("load balancer", (lb["per_hour"] + lcu * lb["per_lcu_hour"]) * s.hours,
+             f"(${lb['per_hour']} + {lcu:.4f} LCU × ${lb['per_lcu_hour']})/h × {s.hours:g} h; "
+             f"LCU = max({s.rate_per_s:.2f} new connections/s ÷ "
+             f"{lb['new_connections_per_lcu_s']}, {gb_per_hour:.4f} GB/h)"),
+        Line("public IPv4 addresses", addresses * ip["per_address_hour"] * s.hours,
+             f"{addresses} × ${ip['per_address_hour']}/h × {s.hours:g} h"),
         *_store(s, prices),
     ]  # fmt: skip
 
@@ -196,7 +221,7 @@ def _cold_starts(s: Scenario, billed_ms: float) -> int:
 def estimate(
     m: Measured, prices: dict[str, Any], *, lambda_memory: int | None = None
 ) -> dict[str, Any]:
-    memory = lambda_memory or lambda_memory_mb(m, prices)
+    memory = lambda_memory or default_lambda_memory_mb(m, prices)
     stretch = max(1.0, prices["lambda"]["mb_per_vcpu"] / memory)
     out: dict[str, Any] = {
         "measured": m.__dict__,
@@ -228,14 +253,16 @@ def render(report: dict[str, Any]) -> str:
         f"peak memory {m['memory_mb']:.0f} MB, {m['capacity_rps']:,.0f} predictions/s per core, "
         f"cold-start init {init}.",
         f"List prices as of {report['prices_as_of']}, {report['region']}; Lambda memory "
-        f"{report['lambda_memory_mb']} MB (--lambda-memory; at least the measured peak × "
+        f"{report['lambda_memory_mb']} MB (--lambda-memory; never below the measured peak × "
         f"{MEMORY_HEADROOM}).",
     ]
-    if report["lambda_cold_start_s"] is not None:
-        out.append(
-            f"At that memory a Lambda cold start takes about {report['lambda_cold_start_s']:.1f} s"
-            " (CPU scales with memory): give it more memory if first requests must be fast."
-        )
+    cold = report["lambda_cold_start_s"]
+    if cold is not None:
+        out.append(f"At that memory a Lambda cold start takes about {cold:.1f} s (CPU scales with "
+                   f"memory; default: enough for {COLD_START_TARGET_S:g} s).")  # fmt: skip
+        if cold > LAMBDA_INIT_LIMIT_S:
+            out.append(f"WARNING: over Lambda's {LAMBDA_INIT_LIMIT_S:g} s limit for initialisation:"
+                       " the function would never start. Give it more memory.")  # fmt: skip
     for s in report["scenarios"]:
         out += ["", f"== {s['name']}: {s['requests']:,} predictions over {s['hours']:g} h"]
         for name, title in (("lambda", "Lambda + API Gateway"), ("container", "container")):

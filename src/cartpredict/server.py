@@ -1,9 +1,12 @@
 """Running the API: uvicorn with uvloop and httptools, one or more worker processes.
 
-With several workers, the parent imports the application's code once and forks the workers
-(as gunicorn's ``--preload`` does) instead of letting each start a fresh interpreter: they
-serve sooner and share the imported code's memory. Each worker still builds its own app,
-database pool and cache after the fork.
+With several workers on Linux, the parent imports the application's code once and forks the
+workers (as gunicorn's ``--preload`` does) instead of letting each start a fresh interpreter:
+they serve sooner and share the imported code's memory. Nothing but imported modules crosses
+the fork (no connection, thread or event loop exists yet); each worker builds its own app,
+database pool and cache, and starts with default signal handlers until uvicorn installs its
+own. Workers restarted later (uvicorn restarts any that die) run the code imported at start:
+restart the server to run new code.
 
 Every accepted connection gets TCP_NODELAY. With several workers, uvicorn binds the listening
 socket itself in a way that asyncio's default event loop does not mark as TCP, so replies on a
@@ -43,15 +46,26 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         log_level="info",
         loop="auto",
         http=NoDelayHttpTools,
+        ws="none",  # no WebSocket routes: skip importing a WebSocket library at start-up
     )
 
 
 def _fork_workers() -> None:
     import multiprocessing
+    import os
+    import signal
+    import sys
 
     import uvicorn._subprocess
 
+    if sys.platform != "linux" or not hasattr(uvicorn._subprocess, "spawn"):
+        return  # uvicorn's default: each worker starts a fresh interpreter
+
     from .api import app  # noqa: F401  (imported before the fork, shared by every worker)
 
-    if hasattr(uvicorn._subprocess, "spawn"):  # uvicorn's own process context
-        uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
+    def default_signals() -> None:  # not the parent's supervisor handlers
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_DFL)
+
+    os.register_at_fork(after_in_child=default_signals)
+    uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]

@@ -5,6 +5,7 @@ Callers have already decided the caller may act on the retailer (see ``auth.Prin
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from .auth import hash_key, new_api_key
 from .cache import Tenant, TenantCache
 from .clock import Clock, rfc3339
 from .errors import Conflict, InvalidInput, RetailerNotFound
+from .metrics import Metrics
 from .models.baseline import BaselineRule
 from .models.registry import ModelRegistry
 from .schemas import CartIn, CartUpdated, Purchased, RetailerCreate
@@ -194,7 +196,35 @@ def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEven
 class Predictor:
     """Scores carts with each retailer's served model, at its operating point."""
 
-    def predict(self, tenant: Tenant, cart: CartIn, *, field_prefix: str = "") -> dict[str, Any]:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+
+    def predict(self, tenant: Tenant, cart: CartIn) -> dict[str, Any]:
+        out = self._score(tenant, cart, "")
+        if self._metrics is not None:
+            self._metrics.predicted(tenant.model.kind)
+        return out
+
+    def predict_batch(
+        self, tenants: Mapping[str, Tenant], carts: Sequence[CartIn]
+    ) -> list[dict[str, Any]]:
+        """All or nothing: every invalid cart is reported, by index, before any is scored."""
+        results: list[dict[str, Any]] = []
+        problems: list[dict[str, str]] = []
+        for i, cart in enumerate(carts):
+            try:
+                results.append(self._score(tenants[cart.retailer_id], cart, f"carts.{i}."))
+            except InvalidInput as exc:
+                problems.extend(exc.details)
+        if problems:
+            raise InvalidInput(f"{len(problems)} invalid cart(s)", details=problems)
+        if self._metrics is not None:
+            kinds = Counter(tenants[cart.retailer_id].model.kind for cart in carts)
+            for kind, n in kinds.items():
+                self._metrics.predicted(kind, n)
+        return results
+
+    def _score(self, tenant: Tenant, cart: CartIn, field_prefix: str) -> dict[str, Any]:
         retailer = tenant.retailer
         problems = cart_problems(retailer, cart, field_prefix)
         if problems:
@@ -217,23 +247,6 @@ class Predictor:
                 {k: round(v, 6) for k, v in explain(cart, retailer).items()} if explain else None
             )
         return out
-
-    def predict_batch(
-        self, tenants: Mapping[str, Tenant], carts: Sequence[CartIn]
-    ) -> list[dict[str, Any]]:
-        """All or nothing: every invalid cart is reported, by index, before any is scored."""
-        results: list[dict[str, Any]] = []
-        problems: list[dict[str, str]] = []
-        for i, cart in enumerate(carts):
-            try:
-                results.append(
-                    self.predict(tenants[cart.retailer_id], cart, field_prefix=f"carts.{i}.")
-                )
-            except InvalidInput as exc:
-                problems.extend(exc.details)
-        if problems:
-            raise InvalidInput(f"{len(problems)} invalid cart(s)", details=problems)
-        return results
 
 
 class ModelService:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -35,14 +37,24 @@ PRUNE_EVERY_S = 60.0
 
 
 class ChangeFeed:
-    def __init__(self, store: Store, cache: TenantCache) -> None:
+    def __init__(
+        self, store: Store, cache: TenantCache, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._cache = cache
+        self._monotonic = monotonic
         self._max = store.last_change_seq()
         self._seen: set[int] = set()
+        self._last_read = monotonic()
 
     def poll(self) -> int:
-        """Invalidate every retailer changed since the last poll; return how many changes."""
+        """Invalidate every retailer changed since the last poll; return how many changes.
+
+        If the last successful read is so old that entries since then may have been pruned,
+        the whole cache is dropped: everything is read afresh from the store."""
+        now = self._monotonic()
+        if now - self._last_read > FEED_RETENTION.total_seconds() / 2:
+            self._cache.clear()
         low = max(0, self._max - LOOKBACK)
         fresh = [c for c in self._store.changes_after(seq=low) if c.seq not in self._seen]
         for change in fresh:
@@ -51,6 +63,7 @@ class ChangeFeed:
             self._max = max(self._max, change.seq)
         low = max(0, self._max - LOOKBACK)
         self._seen = {s for s in self._seen if s > low}
+        self._last_read = now
         return len(fresh)
 
 

@@ -13,8 +13,8 @@ either way; ``tests/test_fastlane.py`` checks it, request by request.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -27,7 +27,11 @@ from ..schemas import CartIn
 
 PATH = "/predict_cart"
 MAX_FAST_BODY = 64 * 1024  # one cart is a few hundred bytes; larger bodies take the full path
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+CLIENT_GONE = 499  # recorded (never sent) when the client disconnects mid-request
+_JSON = b"application/json"
+_HEADERS = (b"authorization", b"content-type", b"content-length")
+
+log = logging.getLogger(__name__)
 
 
 class FastLane:
@@ -40,26 +44,21 @@ class FastLane:
         self._tenants = services.tenants
         self._predictor = services.predictor
         self._metrics = metrics
+        self._max_body = min(MAX_FAST_BODY, services.settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        if scope["path"] == PATH and scope["method"] == "POST" and self._enabled:
-            answered, body = await self._predict(scope, receive, send)
-            if answered:
-                self._metrics.request(PATH, 200, time.perf_counter() - started)
+        if self._enabled and scope["path"] == PATH and scope["method"] == "POST":
+            status, body = await self._predict(scope, receive, send)
+            if status is not None:
+                self._metrics.request(PATH, status, time.perf_counter() - started)
                 return
             if body is not None:
                 receive = _replay(body, receive)
-        status = await self._full(scope, receive, send)
-        route = getattr(scope.get("route"), "path", OTHER_ROUTE)
-        self._metrics.request(route, status, time.perf_counter() - started)
-
-    async def _full(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """The FastAPI app; returns the status it answered."""
-        status = 500
+        status = 500  # unless the app starts a response
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -67,74 +66,77 @@ class FastLane:
                 status = message["status"]
             await send(message)
 
-        await self.app(scope, receive, sending)
-        return status
+        try:
+            await self.app(scope, receive, sending)
+        finally:  # an error the app re-raises after its 500 is counted too
+            route = getattr(scope.get("route"), "path", OTHER_ROUTE)
+            self._metrics.request(route, status, time.perf_counter() - started)
 
     async def _predict(
         self, scope: Scope, receive: Receive, send: Send
-    ) -> tuple[bool, bytes | None]:
-        """(True, None) once answered; else (False, the body if it was read) for the full app."""
-        authorization = content_type = length = None
+    ) -> tuple[int | None, bytes | None]:
+        """(status, None) once answered; else (None, the body if it was read) for the app."""
+        found: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                length = value
+            if name in _HEADERS:
+                if name in found:  # repeated: leave the framework's rules to the framework
+                    return None, None
+                found[name] = value
+        length = found.get(b"content-length", b"")
+        authorization = found.get(b"authorization")
         if (
-            content_type != b"application/json"
+            found.get(b"content-type") != _JSON
             or authorization is None
-            or length is None
             or not length.isdigit()
-            or int(length) > MAX_FAST_BODY
+            or int(length) > self._max_body
         ):
-            return False, None
+            return None, None
         body = await _read(receive)
+        if body is None:
+            return CLIENT_GONE, None
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return False, body
+            return None, body
         caller = self._auth.cached(token.strip())
         if caller is None:
-            return False, body
+            return None, body
         try:
             cart = CartIn.model_validate_json(body)
         except ValidationError:
-            return False, body
+            return None, body
         if caller.retailer_id is not None and caller.retailer_id != cart.retailer_id:
-            return False, body
+            return None, body
         tenant = self._tenants.cached(cart.retailer_id)
         if tenant is None:
-            return False, body
+            return None, body
         try:
-            out: dict[str, Any] = self._predictor.predict(tenant, cart)
+            payload = orjson.dumps(self._predictor.predict(tenant, cart))
         except CartPredictError:
-            return False, body
-        except Exception:  # a bug: let the framework answer, log and count it as a 500
-            return False, body
-        self._metrics.predicted(tenant.model.kind)
-        payload = orjson.dumps(out)
+            return None, body
+        except Exception:  # a bug: logged here; the app answers (and logs) with its 500
+            log.exception("fast lane failed; handing the request to the app")
+            return None, body
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())],
+                "headers": [(b"content-type", _JSON), (b"content-length", b"%d" % len(payload))],
             }
         )
         await send({"type": "http.response.body", "body": payload})
-        return True, None
+        return 200, None
 
 
-async def _read(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
+async def _read(receive: Receive) -> bytes | None:
+    """The whole body, or None if the client went away first."""
+    chunks = []
+    while True:
         message = await receive()
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
