@@ -47,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BATCH_CARTS = 1_000_000
+COLD_STARTS = 3  # per server; the median is reported
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,11 +255,18 @@ def measure(
     server: Server, requests: list[loads.Request], args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
     print(f"{server.name}: starting ...", flush=True)
+    colds = []
+    for _ in range(COLD_STARTS - 1):  # started and stopped: their cold start alone
+        trial = start(server, work)
+        trial.stop()
+        colds.append(trial.cold_start_s)
     running = start(server, work)
+    colds.append(running.cold_start_s)
     out: dict[str, Any] = {
         "server": server.name,
         "workers": server.workers,
-        "cold_start_s": round(running.cold_start_s, 3),
+        "cold_start_s": round(statistics.median(colds), 3),
+        "cold_starts_s": [round(c, 3) for c in colds],
     }
     try:
         # Every distinct request once, unrecorded: each retailer's key and model get cached
@@ -395,7 +403,7 @@ def tables(report: dict[str, Any]) -> str:
     lines += [
         "",
         "| server | loadgen c=16 req/s | p50 ms | p95 ms | loadgen c=1 req/s | p50 ms | p95 ms "
-        "| errors | cold start s | peak RSS MB (tree / largest process) |",
+        "| errors | cold start s (median of 3) | peak RSS MB (tree / largest process) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -454,7 +462,7 @@ def goals(report: dict[str, Any]) -> list[str]:
         f"p95 {ours['wrk_c1']['p95_ms']:.2f} → {two['wrk_c1']['p95_ms']:.2f} ms"
     )
     cold = max(by[n]["cold_start_s"] for n in by if n.startswith("cartpredict"))
-    check(f"cold start ≤ 1 s (slowest cartpredict start): {cold:.2f} s", cold <= 1)
+    check(f"cold start ≤ 1 s (median of 3, slowest cartpredict server): {cold:.2f} s", cold <= 1)
     rss = max(by[n]["peak_rss_mb_largest"] for n in by if n.startswith("cartpredict"))
     check(
         f"peak RSS ≤ 150 MB per worker, {report['seeded']['retailers']} retailers' models "
