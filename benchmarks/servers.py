@@ -47,21 +47,32 @@ class Running:
         return round(sum(found), 1), round(max(found, default=0.0), 1)
 
     def stop(self) -> None:
+        """TERM to the server's process group, then wait until every process of its tree is
+        gone (KILL after 15 s), so that the port is free for the next server."""
+        tree = process_tree(self.process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        try:
+        deadline = time.monotonic() + 15
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        while any(_alive(pid) for pid in tree) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in tree:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
 
 
 def start(server: Server, log_dir: Path, *, timeout_s: float = 180.0) -> Running:
     """Launch, then POST the ready body every 20 ms until a 200: the seconds from launch to
     that first good prediction are the cold start (imports, model loading, everything)."""
-    if _listening(server.port):
-        raise RuntimeError(f"{server.name}: port {server.port} is already in use")
+    free_by = time.monotonic() + 15  # a previous server's last process may still be exiting
+    while _listening(server.port):
+        if time.monotonic() > free_by:
+            raise RuntimeError(f"{server.name}: port {server.port} is already in use")
+        time.sleep(0.1)
     log = log_dir / f"{server.name.replace(' ', '_').replace('/', '_')}.log"
     env = {**os.environ, **server.env}
     with log.open("wb") as out:
@@ -107,6 +118,15 @@ def _wait_for_workers(running: Running, workers: int, deadline: float) -> None:
     while len(process_tree(running.process.pid)) < workers + 1 and time.perf_counter() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # let every worker finish its own start-up
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, already exited but not yet reaped, does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _listening(port: int) -> bool:
