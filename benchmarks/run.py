@@ -271,12 +271,14 @@ def measure(
     try:
         # Every distinct request once, unrecorded: each retailer's key and model get cached
         # (in every server alike), as they are after a retailer's first request in production.
-        # With several workers, each keeps its own cache and gets only the connections the
-        # kernel hands it: more connections and passes, so that every worker sees every retailer.
-        passes, connections = (1, 4) if server.workers == 1 else (3, 16)
-        out["warmup"] = loads.loadgen(
-            server.url, requests, n=passes * len(requests), concurrency=connections
-        )
+        # With several workers, each keeps its own cache and serves only the connections it
+        # wins the race to accept (a burst of connections often all go to one): warm them with
+        # one connection at a time, several times over, so that each worker gets some.
+        if server.workers == 1:
+            out["warmup"] = loads.loadgen(server.url, requests, n=len(requests), concurrency=4)
+        else:
+            for _ in range(8 * server.workers):
+                out["warmup"] = loads.loadgen(server.url, requests, n=len(requests), concurrency=1)
         for c in (1, 16):
             out[f"loadgen_c{c}"] = loads.loadgen(
                 server.url, requests, n=args.requests, concurrency=c
