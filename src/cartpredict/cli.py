@@ -598,7 +598,8 @@ def _target(url: str, retailer_id: str, key: str) -> Any:
 @click.option(
     "--lambda-memory",
     type=click.IntRange(128, 10240),
-    help="Lambda memory in MB (default: the smallest that holds the measured peak)",
+    help="Lambda memory in MB (default: enough CPU for a 2 s cold start, and never less than "
+    "the measured peak with headroom)",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the breakdown")
 def cost(measured: Path, prices: Path | None, lambda_memory: int | None, as_json: bool) -> None:
