@@ -332,15 +332,16 @@ def train(retailer_id: str | None, as_of: str | None) -> None:
     _echo_outcomes(outcomes)
 
 
-def _as_of(text: str, now: datetime) -> datetime:
+def _as_of(
+    text: str, now: datetime, future: str = "outcomes after now are not known yet"
+) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise click.BadParameter(f"not an RFC 3339 time: {text!r}", param_hint="--as-of") from exc
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when > now:
-        raise click.BadParameter("is in the future: outcomes after now are not known yet",
-                                 param_hint="--as-of")  # fmt: skip
+        raise click.BadParameter(f"is in the future: {future}", param_hint="--as-of")
     return when
 
 
@@ -477,6 +478,36 @@ def model_rollback(retailer_id: str) -> None:
     with _opened() as svc:
         info = svc.models.rollback(retailer_id)
     click.echo(f"{retailer_id} now served by {info['model_version']}")
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--as-of", help="Purge what had expired at this RFC 3339 time (default: now).")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def purge(as_of: str | None, dry_run: bool, as_json: bool) -> None:
+    """Delete raw data and aggregates past their retention (see CARTPREDICT_*_RETENTION_DAYS).
+
+    A running `cartpredict serve` does this every CARTPREDICT_PURGE_INTERVAL_S as well."""
+    from .retention import purge as run_purge
+
+    settings = _settings()
+    _upgrade(settings)
+    with _opened(settings) as svc:
+        now = svc.clock()
+        when = _as_of(as_of, now, "purging ahead of time would delete data early") if as_of else now
+        report = run_purge(svc.store, settings, as_of=when, dry_run=dry_run)
+    summary = report.summary()
+    if as_json:
+        _echo_json(summary)
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"raw data received before {summary['raw_received_before']}, aggregates made "
+               f"before {summary['aggregates_made_before']}: {verb}")  # fmt: skip
+    for table, rows in report.removed.items():
+        click.echo(f"  {table:<15} {rows} row(s)")
 
 
 # --- load test ---------------------------------------------------------------------------

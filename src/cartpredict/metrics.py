@@ -40,6 +40,12 @@ class Metrics:
             registry=self.registry,
         )
         self._by_kind = {kind: self._predictions.labels(kind) for kind in MODEL_KINDS}
+        self._purged = Counter(
+            "cartpredict_purged_rows",
+            "Rows deleted by retention, by table",
+            ["table"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -52,6 +58,9 @@ class Metrics:
 
     def predicted(self, kind: str, n: int = 1) -> None:
         self._by_kind[kind].inc(n)
+
+    def purged(self, table: str, rows: int) -> None:
+        self._purged.labels(table).inc(rows)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

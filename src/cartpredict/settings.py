@@ -6,10 +6,12 @@ never at import time, so tests can pass their own.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./cartpredict.db"
+MAX_RAW_RETENTION_DAYS = 14  # the privacy promise: raw, row-level data at most 14 days
+MAX_AGGREGATE_RETENTION_DAYS = 90  # aggregates (model versions, their log) at most 90 days
 
 
 class Settings(BaseSettings):
@@ -35,3 +37,34 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         4_194_304, gt=0, description="Largest request body accepted (413 beyond)"
     )
+    raw_retention_days: int = Field(
+        MAX_RAW_RETENTION_DAYS,
+        ge=1,
+        description="Days raw, row-level data (events) is kept after it was received",
+    )
+    aggregate_retention_days: int = Field(
+        MAX_AGGREGATE_RETENTION_DAYS,
+        ge=1,
+        description="Days aggregates (model versions and their history) are kept",
+    )
+    purge_interval_s: float = Field(
+        3600.0, gt=0, description="How often a running server purges what has expired"
+    )
+
+    @field_validator("raw_retention_days")
+    @classmethod
+    def _raw_at_most(cls, days: int) -> int:
+        return _at_most(days, MAX_RAW_RETENTION_DAYS, "raw data")
+
+    @field_validator("aggregate_retention_days")
+    @classmethod
+    def _aggregates_at_most(cls, days: int) -> int:
+        return _at_most(days, MAX_AGGREGATE_RETENTION_DAYS, "aggregates")
+
+
+def _at_most(days: int, limit: int, what: str) -> int:
+    if days > limit:
+        raise ValueError(
+            f"retention of {what} may be lowered, never raised past {limit} days (got {days})"
+        )
+    return days

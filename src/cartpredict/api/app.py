@@ -14,6 +14,7 @@ from .. import __version__
 from ..clock import Clock, utcnow
 from ..container import Services, build_services
 from ..errors import SchemaOutOfDate
+from ..retention import run_purges
 from ..settings import Settings
 from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, run_feed
@@ -54,12 +55,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             feed, svc.store, interval_s=svc.settings.sync_interval_s, clock=svc.clock, stop=stop
         )
     )
+    purger = asyncio.create_task(
+        run_purges(svc.store, svc.settings, clock=svc.clock, metrics=svc.metrics, stop=stop)
+    )
     listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
     try:
         yield
     finally:
         stop.set()
         await poller
+        await purger
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,7 +53,7 @@ def _previous(history: list[Promotion], current: str) -> str | None:
     first), where a rollback pops back to the version it restored."""
     stack: list[str] = []
     for entry in reversed(history):
-        if entry.action == "retire":
+        if entry.action in ("retire", "expire"):
             stack.clear()  # nothing before a retirement fits the retailer any more
         elif entry.action == "rollback" and entry.version_id in stack:
             del stack[stack.index(entry.version_id) + 1 :]

@@ -151,6 +151,13 @@ class Store(Protocol):
         """Newest first."""
 
     # change feed
+    def purge(
+        self, *, raw_before: datetime, aggregates_before: datetime, at: datetime, dry_run: bool
+    ) -> dict[str, int]:
+        """Delete raw rows received before ``raw_before`` and aggregates created before
+        ``aggregates_before``; return the rows per table (only counted when ``dry_run``). A
+        served model that expires stops serving, and the change feed says so."""
+
     def changes_after(self, *, seq: int) -> Sequence[Change]: ...
 
     def last_change_seq(self) -> int: ...

@@ -228,12 +228,7 @@ class SqlStore:
                     retailer_id=scope, version_id=version_id, action=action, at=at
                 )
             )
-            if scope == POOLED_SCOPE:
-                pooled = select(retailers.c.retailer_id).where(retailers.c.pooled_learning)
-                for retailer_id in conn.execute(pooled).scalars().all():
-                    _record_change(conn, retailer_id, at)
-            else:
-                _record_change(conn, scope, at)
+            _record_served_change(conn, scope, at)
 
     def retire_served(self, *, scope: str, at: datetime) -> bool:
         with self._write() as conn:
@@ -289,6 +284,38 @@ class SqlStore:
                 select(api_keys.c.retailer_id).where(api_keys.c.key_hash == key_hash)
             ).scalar()
 
+    # --- retention ---------------------------------------------------------------------------
+
+    def purge(
+        self, *, raw_before: datetime, aggregates_before: datetime, at: datetime, dry_run: bool
+    ) -> dict[str, int]:
+        old_events = events_table.c.received_at < raw_before
+        old_versions = select(model_versions.c.version_id).where(
+            model_versions.c.created_at < aggregates_before
+        )
+        expiring = served_models.c.version_id.in_(old_versions)
+        old_log = model_log.c.at < aggregates_before
+        with self._write() as conn:
+            counts = {
+                "events": _count(conn, events_table, old_events),
+                "model_versions": _count(conn, model_versions,
+                                         model_versions.c.created_at < aggregates_before),
+                "served_models": _count(conn, served_models, expiring),
+                "model_log": _count(conn, model_log, old_log),
+            }  # fmt: skip
+            if dry_run:
+                return counts
+            scopes = conn.execute(select(served_models.c.retailer_id).where(expiring)).scalars()
+            for scope in scopes.all():  # an expired model stops serving: pooled or baseline now
+                conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+                _record_served_change(conn, scope, at)
+            conn.execute(delete(events_table).where(old_events))
+            conn.execute(delete(model_log).where(old_log))
+            conn.execute(
+                delete(model_versions).where(model_versions.c.created_at < aggregates_before)
+            )
+        return counts
+
     # --- change feed -------------------------------------------------------------------------
 
     def changes_after(self, *, seq: int) -> Sequence[Change]:
@@ -316,6 +343,20 @@ def _exists(conn: Connection, retailer_id: str) -> bool:
 
 def _record_change(conn: Connection, retailer_id: str, at: datetime) -> None:
     conn.execute(insert(changes).values(retailer_id=retailer_id, changed_at=at))
+
+
+def _record_served_change(conn: Connection, scope: str, at: datetime) -> None:
+    """What a scope serves changed: that retailer, or every opted-in one for the pooled model."""
+    if scope == POOLED_SCOPE:
+        pooled = select(retailers.c.retailer_id).where(retailers.c.pooled_learning)
+        for retailer_id in conn.execute(pooled).scalars().all():
+            _record_change(conn, retailer_id, at)
+    else:
+        _record_change(conn, scope, at)
+
+
+def _count(conn: Connection, table: Any, where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(where)).scalar_one())
 
 
 def _retailer_values(values: Mapping[str, Any]) -> dict[str, Any]:

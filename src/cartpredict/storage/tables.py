@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 ID_LENGTH = 64
 
@@ -105,6 +105,7 @@ events = Table(
     Column("shipping_speed", String(16)),
     Column("attributes", JSON),
     Index("ix_events_retailer_at", "retailer_id", "at"),
+    Index("ix_events_received_at", "received_at"),  # retention purges by time of receipt
 )
 
 # Model registry: retailer_id is the scope, a retailer's id or "@pooled".
