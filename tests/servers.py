@@ -28,15 +28,18 @@ def running_server(
     command: tuple[str, ...] = ("serve", "--no-migrate"),
     cwd: Path | None = None,
     timeout_s: float = 30.0,
+    log: Path | None = None,
 ) -> Iterator[httpx.Client]:
-    """Start ``cartpredict COMMAND`` on a free loopback port; yield a client bound to it."""
+    """Start ``cartpredict COMMAND`` on a free loopback port; yield a client bound to it.
+    With ``log``, the server's stderr (its log) goes to that file."""
     port = free_port()
+    sink = log.open("wb") if log is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "cartpredict", *command, "--port", str(port)],
         env=os.environ | env,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=sink if sink is not None else subprocess.PIPE,
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5.0)
     try:
@@ -52,6 +55,8 @@ def running_server(
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+        if sink is not None:
+            sink.close()
 
 
 def _wait_ready(client: httpx.Client, process: subprocess.Popen[Any], timeout_s: float) -> None:

@@ -23,6 +23,8 @@ import socket
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from . import logs
+
 
 class NoDelayHttpTools(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -44,6 +46,7 @@ def run(*, host: str, port: int, workers: int, access_log: bool) -> None:
         workers=workers,
         access_log=access_log,
         log_level="info",
+        log_config=logs.config(),
         loop="auto",
         http=NoDelayHttpTools,
         ws="none",  # no WebSocket routes: skip importing a WebSocket library at start-up
