@@ -31,7 +31,7 @@ Request = tuple[str | None, bytes]  # (API key, JSON body)
 
 
 def ours(targets: list[Target], *, seed: int = 1) -> list[Request]:
-    return [(key, body) for key, body in carts(targets, DISTINCT, seed=seed)]
+    return list(carts(targets, DISTINCT, seed=seed))
 
 
 def peer_carts(*, seed: int = 1) -> list[dict[str, Any]]:

@@ -126,3 +126,32 @@ def test_a_feed_unread_for_longer_than_it_keeps_entries_drops_the_whole_cache() 
     feed.poll()
     assert cache.tenant("a") is None
     assert cache.retailer_for_key("hash") is None
+
+
+def test_the_keeper_reads_the_feed_every_tick_and_prunes_once_a_minute() -> None:
+    from cartpredict.sync import PRUNE_EVERY_S, FeedKeeper
+
+    class Pruned(FeedOnly):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pruned: list[datetime] = []
+
+        def prune_changes(self, *, before: datetime) -> int:
+            self.pruned.append(before)
+            return 0
+
+    now = [0.0]
+    store, cache = Pruned(), TenantCache()
+    feed = ChangeFeed(store, cache, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    keeper = FeedKeeper(feed, store, clock=lambda: T0, monotonic=lambda: now[0])  # type: ignore[arg-type]
+    cache.put_tenant(tenant("a"), generation=0)
+    keeper.tick()
+    assert store.pruned == [T0 - FEED_RETENTION]  # at once
+    store.committed.append(Change(1, "a"))
+    now[0] = PRUNE_EVERY_S / 2
+    keeper.tick()
+    assert cache.tenant("a") is None  # the feed is read on every tick
+    assert len(store.pruned) == 1
+    now[0] = PRUNE_EVERY_S + 1
+    keeper.tick()
+    assert len(store.pruned) == 2

@@ -27,31 +27,29 @@ from typing import Any
 from mangum import Mangum
 
 from .api.app import check_store, create_app
-from .sync import FEED_RETENTION, PRUNE_EVERY_S, ChangeFeed
+from .sync import ChangeFeed, FeedKeeper
 
 log = logging.getLogger(__name__)
 
 app = create_app()
 _services = app.state.services
 check_store(_services)
-_feed = ChangeFeed(_services.store, _services.cache)
+_keeper = FeedKeeper(ChangeFeed(_services.store, _services.cache), _services.store,
+                     clock=_services.clock)  # fmt: skip
 _interval_s = _services.settings.sync_interval_s
 _adapter = Mangum(app, lifespan="off")
-_last_poll = _last_prune = time.monotonic()
+_last_poll = time.monotonic()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Read the change feed if it is due (at most one attempt per interval, so a store that
     is down costs one connection timeout per interval, not per request), then serve."""
-    global _last_poll, _last_prune
+    global _last_poll
     now = time.monotonic()
     if now - _last_poll >= _interval_s:
         _last_poll = now
         try:
-            _feed.poll()
-            if now - _last_prune >= PRUNE_EVERY_S:  # no server may be running to prune it
-                _last_prune = now
-                _services.store.prune_changes(before=_services.clock() - FEED_RETENTION)
+            _keeper.tick()  # prunes the feed too: no server may be running to do it
         except Exception as exc:  # serve from the cache meanwhile
             log.warning("change feed poll failed: %s", exc)
     return _adapter(event, context)

@@ -11,13 +11,9 @@ every ``purge_interval_s``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from starlette.concurrency import run_in_threadpool
 
 from .clock import Clock, rfc3339
 from .metrics import Metrics
@@ -55,19 +51,10 @@ def purge(
     return PurgeReport(as_of, raw_before, aggregates_before, removed, dry_run)
 
 
-async def run_purges(
-    store: Store, settings: Settings, *, clock: Clock, metrics: Metrics, stop: asyncio.Event
-) -> None:
-    """Purge at start and then every ``purge_interval_s`` until ``stop``; a failure is logged
-    and retried at the next interval, never fatal."""
-    while not stop.is_set():
-        try:
-            report = await run_in_threadpool(purge, store, settings, as_of=clock())
-            for table, rows in report.removed.items():
-                metrics.purged(table, rows)
-            if any(report.removed.values()):
-                log.info("purged expired data: %s", report.removed)
-        except Exception as exc:
-            log.warning("purge failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.purge_interval_s)
+def purge_now(store: Store, settings: Settings, *, clock: Clock, metrics: Metrics) -> None:
+    """A running server's purge: as of now, counted in the metrics."""
+    report = purge(store, settings, as_of=clock())
+    for table, rows in report.removed.items():
+        metrics.purged(table, rows)
+    if any(report.removed.values()):
+        log.info("purged expired data: %s", report.removed)

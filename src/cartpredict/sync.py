@@ -12,15 +12,11 @@ documented bound is 2 s):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
-
-from starlette.concurrency import run_in_threadpool
 
 from .cache import TenantCache
 from .clock import Clock
@@ -121,24 +117,28 @@ class Notifier:
             self._bus.publish(retailer_id)
 
 
-async def run_feed(
-    feed: ChangeFeed, store: Store, *, interval_s: float, clock: Clock, stop: asyncio.Event
-) -> None:
-    """Poll until ``stop`` is set; a failing store is logged and retried, never fatal.
+class FeedKeeper:
+    """The change feed's upkeep in one process: read it, and prune old entries once a minute
+    (no entry is needed after every worker has read it; ``FEED_RETENTION`` is ample)."""
 
-    Stopping waits for a poll in flight, so no connection is still out when the store closes.
-    """
-    since_prune = PRUNE_EVERY_S
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            return
-        try:
-            await run_in_threadpool(feed.poll)
-            since_prune += interval_s
-            if since_prune >= PRUNE_EVERY_S:
-                since_prune = 0.0
-                before = clock() - FEED_RETENTION
-                await run_in_threadpool(partial(store.prune_changes, before=before))
-        except Exception as exc:
-            log.warning("change feed poll failed: %s", exc)
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        store: Store,
+        *,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._feed = feed
+        self._store = store
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last_prune: float | None = None
+
+    def tick(self) -> None:
+        """Blocking: one read of the feed, and a prune when one is due."""
+        self._feed.poll()
+        now = self._monotonic()
+        if self._last_prune is None or now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            self._store.prune_changes(before=self._clock() - FEED_RETENTION)

@@ -6,18 +6,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
+from ..background import repeat
 from ..clock import Clock, utcnow
 from ..container import Services, build_services
 from ..errors import SchemaOutOfDate
-from ..retention import run_purges
+from ..retention import purge_now
 from ..settings import Settings
 from ..storage.tables import SCHEMA_REVISION
-from ..sync import ChangeFeed, run_feed
+from ..sync import ChangeFeed, FeedKeeper
 from . import errors
 from .fastlane import FastLane
 from .limits import BodyLimit
@@ -48,16 +50,22 @@ def check_store(svc: Services) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
     check_store(svc)
-    feed = ChangeFeed(svc.store, svc.cache)
+    keeper = FeedKeeper(ChangeFeed(svc.store, svc.cache), svc.store, clock=svc.clock)
+    purge = partial(purge_now, svc.store, svc.settings, clock=svc.clock, metrics=svc.metrics)
     stop = asyncio.Event()
     poller = asyncio.create_task(
-        run_feed(
-            feed, svc.store, interval_s=svc.settings.sync_interval_s, clock=svc.clock, stop=stop
+        repeat(
+            keeper.tick,
+            every_s=svc.settings.sync_interval_s,
+            stop=stop,
+            what="change feed poll",
+            at_once=False,
         )
     )
     purger = asyncio.create_task(
-        run_purges(svc.store, svc.settings, clock=svc.clock, metrics=svc.metrics, stop=stop)
-    )
+        repeat(purge, every_s=svc.settings.purge_interval_s, stop=stop, what="purge",
+               at_once=True)
+    )  # fmt: skip
     listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
     try:
         yield
