@@ -218,3 +218,13 @@ def test_new_attributes_retire_the_retailers_own_model(lab: Lab) -> None:
         assert store.promotions(scope="alpha")[0].action == "retire"
     finally:
         svc.close()
+
+
+def test_every_version_keeps_the_profile_of_its_training_carts(lab: Lab) -> None:
+    """What drift compares against: one count per training row in every feature."""
+    store, _ = lab.trained(sim(config("alpha", pooled=True), config("beta", pooled=True)))
+    for scope in ("alpha", POOLED_SCOPE):
+        version = store.model_versions(scope=scope)[0]
+        assert version.profile is not None
+        assert {sum(counts) for counts in version.profile.values()} == {version.n_train}
+        assert version.metrics["n_test_carts"] >= 10

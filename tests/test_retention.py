@@ -15,8 +15,9 @@ from cartpredict.cli import main
 from cartpredict.container import build_services
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.retention import purge
-from cartpredict.schemas import EventsIn, RetailerCreate
+from cartpredict.schemas import CartIn, EventsIn, RetailerCreate
 from cartpredict.settings import Settings
+from cartpredict.stats import rollup
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from cartpredict.storage.migrate import upgrade
 
@@ -67,30 +68,64 @@ def world(database_url: str) -> Any:
     svc.close()
 
 
+def score(svc: Any, n: int, start: int = 0) -> None:
+    """Predictions for ``n`` carts, logged as the service logs them."""
+    tenant = svc.tenants.load("store_1")
+    for i in range(start, start + n):
+        cart = CartIn.model_validate({
+            "retailer_id": "store_1", "cart_id": f"c{i}", "cart_value": 20.0 + i,
+            "item_count": 1, "inactivity_hours": 1.0, "device_type": "mobile",
+            "shipping_speed": "standard",
+        })  # fmt: skip
+        svc.predictor.predict(tenant, cart)
+    svc.recorder.flush(svc.store)
+
+
+def logged(svc: Any) -> list[str | None]:
+    carts = svc.store.scored_carts(retailer_id="store_1", start=DAY0 - timedelta(days=1),
+                                   end=DAY0 + timedelta(days=400))  # fmt: skip
+    return sorted(c.cart_id or "" for c in carts)
+
+
+def days_aggregated(svc: Any) -> list[int]:
+    rows = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(),
+                                 end=(DAY0 + timedelta(days=400)).date())  # fmt: skip
+    return [(r.day - DAY0.date()).days for r in rows]
+
+
 def test_raw_rows_go_after_14_days_and_aggregates_after_90(world: Any, database_url: str) -> None:
     svc, settings, clock = world
     retailer = svc.store.get_retailer(retailer_id="store_1")
     svc.events.ingest(retailer, events(5))  # received on day 0
+    score(svc, 12)  # scored on day 0
     svc.store.add_model_version(version=version("store_1", "m-day0", DAY0))
     svc.store.set_served(scope="store_1", version_id="m-day0", action="promote", at=DAY0)
     clock.now = DAY0 + timedelta(days=10)
     svc.events.ingest(retailer, events(3, start=5))  # received on day 10
+    score(svc, 2, start=100)  # scored on day 10
+    assert rollup(svc.store, as_of=clock.now) == 2  # day 0 and day 10 aggregated
+    assert days_aggregated(svc) == [0, 10]
 
     day15 = DAY0 + timedelta(days=15)
     dry = purge(svc.store, settings, as_of=day15, dry_run=True)
     assert dry.removed["events"] == 5
+    assert dry.removed["prediction_log"] == 12
     assert len(svc.store.events(retailer_id="store_1")) == 8  # a dry run removes nothing
+    assert len(logged(svc)) == 14
 
     report = purge(svc.store, settings, as_of=day15)
-    assert report.removed == {"events": 5, "model_versions": 0, "served_models": 0,
-                              "model_log": 0}  # fmt: skip
+    assert report.removed == {"events": 5, "prediction_log": 12, "daily_stats": 0,
+                              "model_versions": 0, "served_models": 0, "model_log": 0}  # fmt: skip
     left = svc.store.events(retailer_id="store_1")
     assert sorted(e.event_id for e in left) == ["e5", "e6", "e7"]  # day 10's, none of day 0's
+    assert logged(svc) == ["c100", "c101"]  # day 10's predictions, none of day 0's
     assert svc.store.served_version(scope="store_1").version_id == "m-day0"
+    assert days_aggregated(svc) == [0, 10]  # the aggregates outlive the raw rows
 
     purge(svc.store, settings, as_of=DAY0 + timedelta(days=89, hours=23))
     assert svc.store.served_version(scope="store_1").version_id == "m-day0"  # still day 89
     assert svc.store.promotions(scope="store_1")
+    assert days_aggregated(svc) == [0, 10]
 
     day91 = DAY0 + timedelta(days=91)
     report = purge(svc.store, settings, as_of=day91)
@@ -98,8 +133,12 @@ def test_raw_rows_go_after_14_days_and_aggregates_after_90(world: Any, database_
     assert report.removed["served_models"] == 1
     assert svc.store.served_version(scope="store_1") is None
     assert svc.store.model_versions(scope="store_1") == []
-    assert svc.store.promotions(scope="store_1") == []
+    # Its log keeps one line: the expiry (the earlier lines were as old as the model).
+    assert [p.action for p in svc.store.promotions(scope="store_1")] == ["expire"]
     assert svc.store.events(retailer_id="store_1") == []  # day 10's are long gone too
+    assert logged(svc) == []
+    assert report.removed["daily_stats"] == 1
+    assert days_aggregated(svc) == [10]  # day 0's aggregate is gone, day 10's has days left
     # With its own model expired, the opted-in retailer is served by the pooled one or the rule.
     assert ModelRegistry(svc.store).served_version(retailer) is None
     # Every worker hears of it: the change feed names the retailer.

@@ -26,6 +26,7 @@ TENANT_CALLS: list[Call] = [
     ("POST", "/predict_cart/batch", lambda rid: {"json": {"carts": [cart(rid)]}}),
     ("POST", "/events", lambda rid: {"json": {"retailer_id": rid, "events": [EVENT]}}),
     ("GET", "/retailer/{rid}/model", lambda rid: {}),
+    ("GET", "/retailer/{rid}/stats", lambda rid: {}),
     ("POST", "/retailer/{rid}/model/rollback", lambda rid: {}),
 ]
 # Routes with no tenant resource: open to all, or the operator's alone.

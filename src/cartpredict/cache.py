@@ -25,6 +25,8 @@ class TenantCache:
         self._keys_of: dict[str, set[str]] = {}
         self._generation: dict[str, int] = {}
         self._epoch = 0  # bumped by every invalidation; guards key loads
+        self.hits = {"tenant": 0, "key": 0}  # lookups answered here (read by the metrics)
+        self.misses = {"tenant": 0, "key": 0}
 
     @property
     def epoch(self) -> int:
@@ -34,7 +36,15 @@ class TenantCache:
         return self._generation.get(retailer_id, 0)
 
     def tenant(self, retailer_id: str) -> Tenant | None:
-        return self._tenants.get(retailer_id)
+        found = self._tenants.get(retailer_id)
+        if found is None:
+            self.misses["tenant"] += 1
+        else:
+            self.hits["tenant"] += 1
+        return found
+
+    def tenants(self) -> list[Tenant]:
+        return list(self._tenants.values())
 
     def put_tenant(self, tenant: Tenant, *, generation: int) -> None:
         rid = tenant.retailer.retailer_id
@@ -42,7 +52,12 @@ class TenantCache:
             self._tenants[rid] = tenant
 
     def retailer_for_key(self, key_hash: str) -> str | None:
-        return self._keys.get(key_hash)
+        found = self._keys.get(key_hash)
+        if found is None:
+            self.misses["key"] += 1
+        else:
+            self.hits["key"] += 1
+        return found
 
     def put_key(self, key_hash: str, retailer_id: str, *, epoch: int) -> None:
         """Store a key looked up when the cache was at ``epoch``, unless anything changed since."""

@@ -490,19 +490,24 @@ def model_rollback(retailer_id: str) -> None:
 def purge(as_of: str | None, dry_run: bool, as_json: bool) -> None:
     """Delete raw data and aggregates past their retention (see CARTPREDICT_*_RETENTION_DAYS).
 
-    A running `cartpredict serve` does this every CARTPREDICT_PURGE_INTERVAL_S as well."""
+    The daily stats are brought up to date first, so no prediction expires uncounted. A running
+    `cartpredict serve` does this every CARTPREDICT_PURGE_INTERVAL_S as well."""
     from .retention import purge as run_purge
+    from .stats import rollup
 
     settings = _settings()
     _upgrade(settings)
     with _opened(settings) as svc:
         now = svc.clock()
         when = _as_of(as_of, now, "purging ahead of time would delete data early") if as_of else now
+        updated = 0 if dry_run else rollup(svc.store, as_of=when)
         report = run_purge(svc.store, settings, as_of=when, dry_run=dry_run)
-    summary = report.summary()
+    summary = {**report.summary(), "stats_days_updated": updated}
     if as_json:
         _echo_json(summary)
         return
+    if updated:
+        click.echo(f"daily stats: {updated} retailer-day(s) brought up to date first")
     verb = "would remove" if dry_run else "removed"
     click.echo(f"raw data received before {summary['raw_received_before']}, aggregates made "
                f"before {summary['aggregates_made_before']}: {verb}")  # fmt: skip

@@ -9,8 +9,10 @@ from .cache import TenantCache
 from .clock import Clock
 from .metrics import Metrics
 from .models.registry import ModelRegistry
+from .recorder import PredictionRecorder
 from .service import EventService, ModelService, Predictor, RetailerService, Tenants
 from .settings import Settings
+from .stats import StatsService
 from .storage import Store, open_store
 from .sync import Notifier, RedisBus
 
@@ -31,6 +33,8 @@ class Services:
     notifier: Notifier
     bus: RedisBus | None
     metrics: Metrics
+    recorder: PredictionRecorder
+    stats: StatsService
 
     def close(self) -> None:
         if self.bus is not None:
@@ -46,7 +50,11 @@ def build_services(settings: Settings, clock: Clock) -> Services:
     registry = ModelRegistry(store)
     tenants = Tenants(store=store, cache=cache, registry=registry)
     operator_key = settings.operator_key.get_secret_value() if settings.operator_key else None
-    metrics = Metrics()
+    metrics = Metrics(cache)
+    recorder = PredictionRecorder(
+        clock, on_written=metrics.prediction_log_written, on_dropped=metrics.prediction_log_dropped
+    )
+    metrics.log_buffered.set_function(lambda: len(recorder))
     return Services(
         settings=settings,
         clock=clock,
@@ -55,11 +63,13 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         tenants=tenants,
         auth=Authenticator(store=store, cache=cache, operator_key=operator_key),
         retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
-        predictor=Predictor(metrics),
+        predictor=Predictor(metrics, recorder),
         events=EventService(store=store, clock=clock),
         models=ModelService(tenants=tenants, registry=registry, notifier=notifier, clock=clock),
         registry=registry,
         notifier=notifier,
         bus=bus,
         metrics=metrics,
+        recorder=recorder,
+        stats=StatsService(store=store, tenants=tenants, registry=registry, clock=clock),
     )

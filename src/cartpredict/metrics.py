@@ -7,8 +7,15 @@ and reused, so recording a request costs a dictionary lookup and two increments.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+if TYPE_CHECKING:
+    from .cache import TenantCache
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 MODEL_KINDS = ("baseline", "pooled", "retailer")
@@ -18,8 +25,12 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, cache: TenantCache | None = None, registry: CollectorRegistry | None = None
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        if cache is not None:
+            self.registry.register(_CacheCollector(cache))
         self._responses = Counter(
             "cartpredict_http_responses",
             "HTTP responses by route template and status code",
@@ -46,6 +57,19 @@ class Metrics:
             ["table"],
             registry=self.registry,
         )
+        self._logged = Counter(
+            "cartpredict_prediction_log_rows",
+            "Predictions written to the prediction log, or dropped when it could not keep up",
+            ["result"],
+            registry=self.registry,
+        )
+        self._written = self._logged.labels("written")
+        self._dropped = self._logged.labels("dropped")
+        self.log_buffered = Gauge(
+            "cartpredict_prediction_log_buffered",
+            "Predictions waiting in this process to be written to the prediction log",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -62,5 +86,47 @@ class Metrics:
     def purged(self, table: str, rows: int) -> None:
         self._purged.labels(table).inc(rows)
 
+    def prediction_log_written(self, rows: int) -> None:
+        self._written.inc(rows)
+
+    def prediction_log_dropped(self, rows: int) -> None:
+        self._dropped.inc(rows)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CacheCollector:
+    """Read at scrape time from the cache: lookups it answered, and what it serves."""
+
+    def __init__(self, cache: TenantCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        lookups = CounterMetricFamily(
+            "cartpredict_cache_lookups",
+            "In-process cache lookups (tenant: a retailer's config and model; key: an API key)",
+            labels=["cache", "result"],
+        )
+        for cache, n in self._cache.hits.items():
+            lookups.add_metric([cache, "hit"], n)
+        for cache, n in self._cache.misses.items():
+            lookups.add_metric([cache, "miss"], n)
+        yield lookups
+        tenants = self._cache.tenants()
+        retailers = GaugeMetricFamily(
+            "cartpredict_cached_retailers",
+            "Retailers loaded in this process, by the kind of model serving them",
+            labels=["kind"],
+        )
+        versions = GaugeMetricFamily(
+            "cartpredict_model_versions_served",
+            "Distinct model versions serving the retailers loaded in this process, by kind",
+            labels=["kind"],
+        )
+        for kind in MODEL_KINDS:
+            mine = [t.model.version for t in tenants if t.model.kind == kind]
+            retailers.add_metric([kind], len(mine))
+            versions.add_metric([kind], len(set(mine)))
+        yield retailers
+        yield versions

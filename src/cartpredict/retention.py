@@ -1,9 +1,10 @@
 """Retention: raw data and aggregates are deleted when their time is up, by code.
 
-Raw, row-level data (the events retailers send) goes ``raw_retention_days`` (at most 14) after
-it was received; aggregates (model versions, with their metrics and weights, and the log of
-promotions) ``aggregate_retention_days`` (at most 90) after they were made. Training snapshots
-are derived from events when training runs and never stored, so they cannot outlive them. A
+Raw, row-level data (the events retailers send, the prediction log) goes ``raw_retention_days``
+(at most 14) after it was received; aggregates (model versions, with their metrics and weights,
+the log of promotions, the daily stats) ``aggregate_retention_days`` (at most 90) after they
+were made (daily stats: after the day they describe). Training snapshots are derived from
+events when training runs and never stored, so they cannot outlive them. A
 served model that expires stops serving: the pooled model or the baseline takes over until the
 retailer's next training. ``cartpredict purge`` runs it on demand; ``cartpredict serve`` runs it
 every ``purge_interval_s``.
@@ -17,7 +18,9 @@ from datetime import datetime, timedelta
 
 from .clock import Clock, rfc3339
 from .metrics import Metrics
+from .recorder import PredictionRecorder
 from .settings import Settings
+from .stats import rollup_now
 from .storage import Store
 
 log = logging.getLogger(__name__)
@@ -51,8 +54,18 @@ def purge(
     return PurgeReport(as_of, raw_before, aggregates_before, removed, dry_run)
 
 
-def purge_now(store: Store, settings: Settings, *, clock: Clock, metrics: Metrics) -> None:
-    """A running server's purge: as of now, counted in the metrics."""
+def purge_now(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Clock,
+    metrics: Metrics,
+    recorder: PredictionRecorder | None = None,
+) -> None:
+    """A running server's purge: as of now, counted in the metrics. The daily stats are
+    brought up to date first, so no prediction expires before it is counted."""
+    if recorder is not None:
+        rollup_now(store, recorder, clock=clock)
     report = purge(store, settings, as_of=clock())
     for table, rows in report.removed.items():
         metrics.purged(table, rows)

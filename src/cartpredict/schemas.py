@@ -220,6 +220,13 @@ class ApiKeyOut(BaseModel):
 # --- predictions -----------------------------------------------------------------------------
 
 
+OpaqueId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
+    Field(description="The retailer's opaque id (never personal data)", examples=["c-1"]),
+]
+
+
 class CartIn(_Request):
     retailer_id: RetailerId
     cart_value: Money = Field(description="Cart total in the retailer's currency")
@@ -228,6 +235,11 @@ class CartIn(_Request):
     device_type: DeviceType
     shipping_speed: ShippingSpeed = Field(description="One of the retailer's shipping_speeds")
     attributes: AttributeValues = Field(default_factory=dict)
+    cart_id: OpaqueId | None = Field(
+        None,
+        description="The retailer's own cart id, as in its events (optional): lets the daily "
+        "stats match this prediction with the cart's purchase",
+    )
     explain: StrictBool = Field(False, description="Also return per-feature contributions")
 
 
@@ -309,11 +321,6 @@ def _plausible(value: datetime) -> datetime:
 
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_plausible)]
-OpaqueId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
-    Field(description="The retailer's opaque id (never personal data)", examples=["c-1"]),
-]
 
 
 class CartUpdated(_Request):
@@ -360,6 +367,11 @@ class TrainingWindow(BaseModel):
     end: datetime
 
 
+class Note(BaseModel):
+    field: str = Field(description="Where in this response")
+    reason: str
+
+
 class ModelOut(BaseModel):
     retailer_id: str
     model_version: str
@@ -371,3 +383,76 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any] | None = Field(description="Held-out figures from training")
     training_window: TrainingWindow | None
     n_train: int
+    suppressed: list[Note] = Field(
+        default_factory=list, description="Figures left out: they cover too few carts"
+    )
+
+
+# --- daily stats -------------------------------------------------------------------------------
+
+
+class Outcomes(BaseModel):
+    resolved: int = Field(description="Carts whose outcome is known")
+    pending: int = Field(description="Carts scored less than 24 h ago and not purchased yet")
+    without_cart_id: int = Field(description="Carts predicted without a cart_id: no outcome")
+    abandonment_rate: Probability | None = Field(description="Among resolved carts")
+    precision: Probability | None = Field(
+        description="Realised: of the resolved carts predicted abandoned, the share abandoned"
+    )
+    recall: Probability | None = Field(
+        description="Realised: of the resolved carts abandoned, the share predicted so"
+    )
+
+
+class StatsGroup(BaseModel):
+    carts: int = Field(description="Distinct carts scored (a cart counts once per day)")
+    predictions: int
+    predicted_abandoned: int
+    predicted_abandoned_share: Probability
+    mean_abandonment_probability: Probability
+    outcomes: Outcomes
+
+
+class StatsPeriod(StatsGroup):
+    start: str = Field(description="First UTC day of the period (YYYY-MM-DD)")
+    end: str = Field(description="Last UTC day of the period")
+    days: int = Field(description="Days with predictions merged into this period")
+
+
+class StatsWindow(BaseModel):
+    start: str
+    end: str
+    days: int
+
+
+class DistributionBin(BaseModel):
+    lower: Probability
+    upper: Probability
+    carts: int
+
+
+class FeatureDrift(BaseModel):
+    psi: float = Field(description="Population stability index against the training carts")
+    status: Literal["stable", "moderate", "significant"]
+
+
+class DriftOut(BaseModel):
+    status: Literal["stable", "moderate", "significant", "insufficient_data", "unavailable"]
+    reason: str | None = None
+    window: StatsWindow
+    model_version: str | None
+    carts: int | None = None
+    features: dict[str, FeatureDrift] | None
+
+
+class StatsOut(BaseModel):
+    retailer_id: str
+    k_anonymity: int = Field(description="Every figure shown covers at least this many carts")
+    window: StatsWindow
+    computed_at: datetime | None = Field(description="When the aggregates were last updated")
+    totals: StatsGroup | None
+    periods: list[StatsPeriod] = Field(description="Days, merged where a day has too few carts")
+    distribution: list[DistributionBin] = Field(description="Carts by P(abandoned)")
+    drift: DriftOut
+    merged: list[Note] = Field(description="Groups merged to reach k carts")
+    suppressed: list[Note] = Field(description="Figures left out: too few carts")

@@ -17,7 +17,9 @@ from .errors import Conflict, InvalidInput, RetailerNotFound
 from .metrics import Metrics
 from .models.baseline import BaselineRule
 from .models.registry import ModelRegistry
+from .recorder import PredictionRecorder
 from .schemas import CartIn, CartUpdated, Purchased, RetailerCreate
+from .settings import K_ANONYMITY
 from .storage import POOLED_SCOPE, Retailer, Store, StoredEvent
 from .sync import Notifier
 
@@ -194,15 +196,21 @@ def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEven
 
 
 class Predictor:
-    """Scores carts with each retailer's served model, at its operating point."""
+    """Scores carts with each retailer's served model, at its operating point; counts them
+    (metrics) and logs them for the daily stats (recorder)."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics | None = None, recorder: PredictionRecorder | None = None
+    ) -> None:
         self._metrics = metrics
+        self._recorder = recorder
 
     def predict(self, tenant: Tenant, cart: CartIn) -> dict[str, Any]:
         out = self._score(tenant, cart, "")
         if self._metrics is not None:
             self._metrics.predicted(tenant.model.kind)
+        if self._recorder is not None:
+            self._record(cart, out)
         return out
 
     def predict_batch(
@@ -222,7 +230,18 @@ class Predictor:
             kinds = Counter(tenants[cart.retailer_id].model.kind for cart in carts)
             for kind, n in kinds.items():
                 self._metrics.predicted(kind, n)
+        if self._recorder is not None:
+            for cart, out in zip(carts, results, strict=True):
+                self._record(cart, out)
         return results
+
+    def _record(self, cart: CartIn, out: Mapping[str, Any]) -> None:
+        assert self._recorder is not None
+        self._recorder.record(
+            cart.retailer_id, cart.cart_id, out["model_version"],
+            out["abandonment_probability"], out["prediction"] == "abandoned",
+            cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
+        )  # fmt: skip
 
     def _score(self, tenant: Tenant, cart: CartIn, field_prefix: str) -> dict[str, Any]:
         retailer = tenant.retailer
@@ -276,7 +295,14 @@ class ModelService:
                 "metrics": None,
                 "training_window": None,
                 "n_train": 0,
+                "suppressed": [],
             }
+        metrics: dict[str, Any] | None = dict(version.metrics)
+        suppressed = []
+        if int(version.metrics.get("n_test_carts", 0)) < K_ANONYMITY:
+            metrics = None  # figures over fewer than k carts are not shown
+            reason = f"held-out figures cover fewer than {K_ANONYMITY} test carts"
+            suppressed.append({"field": "metrics", "reason": reason})
         return {
             "retailer_id": retailer_id,
             "model_version": version.version_id,
@@ -286,12 +312,13 @@ class ModelService:
             "threshold": version.threshold,
             "intercept": version.model["intercept"],
             "weights": dict(version.model["weights"]),
-            "metrics": dict(version.metrics),
+            "metrics": metrics,
             "training_window": {
                 "start": rfc3339(version.train_start),
                 "end": rfc3339(version.train_end),
             },
             "n_train": version.n_train,
+            "suppressed": suppressed,
         }
 
     def rollback(self, retailer_id: str) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./cartpredict.db"
 MAX_RAW_RETENTION_DAYS = 14  # the privacy promise: raw, row-level data at most 14 days
-MAX_AGGREGATE_RETENTION_DAYS = 90  # aggregates (model versions, their log) at most 90 days
+MAX_AGGREGATE_RETENTION_DAYS = 90  # aggregates (model versions, daily stats) at most 90 days
+K_ANONYMITY = 10  # every aggregate a retailer sees covers at least this many carts (not a setting)
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     )
     purge_interval_s: float = Field(
         3600.0, gt=0, description="How often a running server purges what has expired"
+    )
+    stats_interval_s: float = Field(
+        300.0, gt=0, description="How often a running server updates the daily stats"
     )
 
     @field_validator("raw_retention_days")

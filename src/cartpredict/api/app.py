@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
@@ -16,14 +18,18 @@ from ..background import repeat
 from ..clock import Clock, utcnow
 from ..container import Services, build_services
 from ..errors import SchemaOutOfDate
+from ..recorder import FLUSH_EVERY_S
 from ..retention import purge_now
 from ..settings import Settings
+from ..stats import rollup_now
 from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, FeedKeeper
 from . import errors
 from .fastlane import FastLane
 from .limits import BodyLimit
-from .routes import events, health, metrics, models, predict, retailers
+from .routes import events, health, metrics, models, predict, retailers, stats
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Predicts, for an e-commerce cart, whether it will be purchased or abandoned in the next
@@ -51,28 +57,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
     check_store(svc)
     keeper = FeedKeeper(ChangeFeed(svc.store, svc.cache), svc.store, clock=svc.clock)
-    purge = partial(purge_now, svc.store, svc.settings, clock=svc.clock, metrics=svc.metrics)
+    settings = svc.settings
     stop = asyncio.Event()
-    poller = asyncio.create_task(
-        repeat(
-            keeper.tick,
-            every_s=svc.settings.sync_interval_s,
-            stop=stop,
-            what="change feed poll",
-            at_once=False,
-        )
-    )
-    purger = asyncio.create_task(
-        repeat(purge, every_s=svc.settings.purge_interval_s, stop=stop, what="purge",
-               at_once=True)
-    )  # fmt: skip
+    jobs = [  # (work, every_s, what, at_once)
+        (keeper.tick, settings.sync_interval_s, "change feed poll", False),
+        (partial(svc.recorder.flush, svc.store), FLUSH_EVERY_S, "prediction log write", False),
+        (partial(rollup_now, svc.store, svc.recorder, clock=svc.clock), settings.stats_interval_s,
+         "daily stats", False),
+        (partial(purge_now, svc.store, settings, clock=svc.clock, metrics=svc.metrics,
+                 recorder=svc.recorder), settings.purge_interval_s, "purge", True),
+    ]  # fmt: skip
+    tasks = [
+        asyncio.create_task(repeat(work, every_s=every, stop=stop, what=what, at_once=at_once))
+        for work, every, what, at_once in jobs
+    ]
     listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
     try:
         yield
     finally:
         stop.set()
-        await poller
-        await purger
+        for task in tasks:
+            await task
+        try:
+            await run_in_threadpool(svc.recorder.flush, svc.store)
+        except Exception as exc:
+            log.warning("%d predictions not written to the log: %s", len(svc.recorder), exc)
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,7 +120,7 @@ def create_app(
     services = build_services(settings, clock)
     app.state.services = services
     errors.install(app)
-    for module in (predict, events, retailers, models, health, metrics):
+    for module in (predict, events, retailers, models, stats, health, metrics):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # The lane also times every request, answered by it or not, for the metrics.

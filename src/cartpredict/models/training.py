@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import drift
 from ..evaluation import choose_threshold, headline
 from ..features import SITE_FEATURES, FeatureSpec, site_features, spec_for
 from ..snapshots import Snapshot, Split, snapshots, split_by_time
@@ -166,7 +167,11 @@ class Trainer:
         served = self._store.served_version(scope=POOLED_SCOPE)
         test = data["test"]
         p_candidate = _served_p(model, test)
-        report = {"candidate": metrics(test.abandoned, p_candidate), "validation": valid_metrics}
+        report = {
+            "candidate": metrics(test.abandoned, p_candidate),
+            "validation": valid_metrics,
+            "n_test_carts": test.carts(),
+        }
         if served is not None:
             current = LogisticModel.from_dict(served.model, version=served.version_id)
             report["served"] = metrics(test.abandoned, _served_p(current, test))
@@ -209,6 +214,7 @@ class Trainer:
             "served_version": served.version,
             "baseline": metrics(test.abandoned, _served_p(baseline, test)),
             "validation": valid_metrics,
+            "n_test_carts": test.carts(),
             "shrunk_toward_pooled": prior is not None,
         }
         auc = report["candidate"]["auc_pr_purchased"]
@@ -299,6 +305,7 @@ class Trainer:
                 threshold=model.threshold,
                 metrics=report,
                 model=model.to_dict(),
+                profile=drift.profile_of(train.rows),
             )
         )
         if promote:

@@ -1,14 +1,26 @@
 """Storage: one interface (``Store``), backends chosen by URL scheme."""
 
-from .base import POOLED_SCOPE, Change, ModelVersion, Promotion, Retailer, Store, StoredEvent
+from .base import (
+    POOLED_SCOPE,
+    Change,
+    DailyStats,
+    ModelVersion,
+    Promotion,
+    Retailer,
+    ScoredCart,
+    Store,
+    StoredEvent,
+)
 from .registry import open_store
 
 __all__ = [
     "POOLED_SCOPE",
     "Change",
+    "DailyStats",
     "ModelVersion",
     "Promotion",
     "Retailer",
+    "ScoredCart",
     "Store",
     "StoredEvent",
     "open_store",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from ..clock import rfc3339
@@ -80,6 +80,34 @@ class ModelVersion:
     threshold: float | None
     metrics: Mapping[str, Any]
     model: Mapping[str, Any]  # the serialized model (see models/logistic.py)
+    profile: Mapping[str, Any] | None = None  # the training carts' histograms (see drift.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredCart:
+    """One prediction as the stats need it (raw, row-level: kept as long as events are)."""
+
+    retailer_id: str
+    at: datetime
+    cart_id: str | None  # the retailer's id, when the request gave one: matches its purchase
+    model_version: str
+    p_abandoned: float
+    abandoned: bool  # the decision served
+    cart_value: float
+    item_count: int
+    device_type: str
+    shipping_speed: str
+
+
+@dataclass(frozen=True, slots=True)
+class DailyStats:
+    """One retailer's day of predictions, aggregated (see stats.py for ``figures``)."""
+
+    retailer_id: str
+    day: date
+    computed_at: datetime
+    final: bool  # every outcome is in: never computed again
+    figures: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +178,39 @@ class Store(Protocol):
     def promotions(self, *, scope: str) -> Sequence[Promotion]:
         """Newest first."""
 
-    # change feed
+    # predictions and their daily aggregates
+    def add_scored_carts(self, *, carts: Sequence[ScoredCart]) -> None:
+        """Append predictions of any retailers (the service's own log, written in bulk)."""
+
+    def scored_carts(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[ScoredCart]:
+        """The retailer's predictions made in ``[start, end)``, oldest first."""
+
+    def first_scored(self) -> Mapping[str, datetime]:
+        """Operator-level: each retailer with logged predictions, and the oldest one's time."""
+
+    def purchases(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[tuple[str, datetime]]:
+        """(cart_id, at) of the retailer's purchase events at ``[start, end)``."""
+
+    def put_daily_stats(self, *, retailer_id: str, days: Sequence[DailyStats]) -> None:
+        """Insert or replace the retailer's rows for those days."""
+
+    def daily_stats(self, *, retailer_id: str, start: date, end: date) -> Sequence[DailyStats]:
+        """The retailer's rows for days in ``[start, end]``, oldest first."""
+
+    # retention
     def purge(
         self, *, raw_before: datetime, aggregates_before: datetime, at: datetime, dry_run: bool
     ) -> dict[str, int]:
         """Delete raw rows received before ``raw_before`` and aggregates created before
-        ``aggregates_before``; return the rows per table (only counted when ``dry_run``). A
-        served model that expires stops serving, and the change feed says so."""
+        ``aggregates_before`` (daily aggregates: days before it); return the rows per table
+        (only counted when ``dry_run``). A served model that expires stops serving, and the
+        change feed says so."""
 
+    # change feed
     def changes_after(self, *, seq: int) -> Sequence[Change]: ...
 
     def last_change_seq(self) -> int: ...

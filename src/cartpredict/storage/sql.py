@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from ..errors import RetailerExists
-from .base import POOLED_SCOPE, Change, ModelVersion, Promotion, Retailer, StoredEvent
+from .base import (
+    POOLED_SCOPE,
+    Change,
+    DailyStats,
+    ModelVersion,
+    Promotion,
+    Retailer,
+    ScoredCart,
+    StoredEvent,
+)
 from .engine import make_engine
 from .tables import (
     TENANT_TABLES,
     api_keys,
     changes,
+    daily_stats,
     model_log,
     model_versions,
+    prediction_log,
     retailers,
     served_models,
 )
@@ -33,30 +44,53 @@ _RETAILER_COLUMNS = (
     "attributes",
 )
 _IN_CHUNK = 500
+TENANT_ROLE = "cartpredict_tenant"  # see migration 0005
+_SCOPE = text(
+    "SELECT set_config('role', :role, true), set_config('cartpredict.retailer_id', :retailer_id, "
+    "true)"
+)
 
 
 class SqlStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = make_engine(url)
+        self._row_level_security = self._engine.dialect.name == "postgresql"
 
     def close(self) -> None:
         self._engine.dispose()
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, tenant: str | None = None) -> Iterator[Connection]:
         with self._engine.connect() as conn:
+            if tenant is not None:
+                self._scope(conn, tenant)
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, tenant: str | None = None) -> Iterator[Connection]:
         with self._engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
+                    if tenant is not None:
+                        self._scope(conn, tenant)
                     yield conn
             finally:
                 conn.info.pop("write", None)
+
+    def _scope(self, conn: Connection, retailer_id: str) -> None:
+        """On PostgreSQL, for the rest of the transaction: the tenant role, whose row-level
+        policies show this retailer's rows and nothing else, whatever a query's WHERE says."""
+        if self._row_level_security:
+            conn.execute(_SCOPE, {"role": TENANT_ROLE, "retailer_id": retailer_id})
+
+    @contextmanager
+    def tenant_session(self, retailer_id: str) -> Iterator[Connection]:
+        """A connection scoped to one retailer, as every tenant query of this store is (on
+        PostgreSQL; SQLite has no row-level security). Rolled back unless committed."""
+        with self._read(retailer_id) as conn:
+            yield conn
 
     def ping(self) -> None:
         with self._read() as conn:
@@ -74,7 +108,7 @@ class SqlStore:
     def create_retailer(self, *, retailer: Retailer, key_hash: str) -> None:
         values = _retailer_values({c: getattr(retailer, c) for c in _RETAILER_COLUMNS})
         try:
-            with self._write() as conn:
+            with self._write(retailer.retailer_id) as conn:
                 conn.execute(
                     insert(retailers).values(
                         retailer_id=retailer.retailer_id,
@@ -95,7 +129,7 @@ class SqlStore:
             raise RetailerExists() from None
 
     def get_retailer(self, *, retailer_id: str) -> Retailer | None:
-        with self._read() as conn:
+        with self._read(retailer_id) as conn:
             row = conn.execute(
                 select(retailers).where(retailers.c.retailer_id == retailer_id)
             ).first()
@@ -108,7 +142,7 @@ class SqlStore:
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = _retailer_values(changes)
-        with self._write() as conn:
+        with self._write(retailer_id) as conn:
             row = conn.execute(
                 update(retailers)
                 .where(retailers.c.retailer_id == retailer_id)
@@ -121,7 +155,7 @@ class SqlStore:
         return _retailer(row)
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
-        with self._write() as conn:
+        with self._write(retailer_id) as conn:
             if not _exists(conn, retailer_id):
                 return False
             for table in TENANT_TABLES:
@@ -141,7 +175,7 @@ class SqlStore:
             return 0
         rows = [_event_row(retailer_id, e) for e in events]
         ids = [r["event_id"] for r in rows]
-        with self._write() as conn:
+        with self._write(retailer_id) as conn:
             known: set[str] = set()
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
@@ -159,7 +193,7 @@ class SqlStore:
         return len(fresh)
 
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
-        with self._read() as conn:
+        with self._read(retailer_id) as conn:
             rows = conn.execute(
                 select(events_table)
                 .where(events_table.c.retailer_id == retailer_id)
@@ -170,7 +204,7 @@ class SqlStore:
     # --- model registry ----------------------------------------------------------------------
 
     def add_model_version(self, *, version: ModelVersion) -> None:
-        with self._write() as conn:
+        with self._write(_tenant(version.scope)) as conn:
             conn.execute(
                 insert(model_versions).values(
                     version_id=version.version_id,
@@ -182,11 +216,12 @@ class SqlStore:
                     threshold=version.threshold,
                     metrics=dict(version.metrics),
                     model=dict(version.model),
+                    profile=dict(version.profile) if version.profile is not None else None,
                 )
             )
 
     def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None:
-        with self._read() as conn:
+        with self._read(_tenant(scope)) as conn:
             row = conn.execute(
                 select(model_versions).where(
                     model_versions.c.retailer_id == scope,
@@ -196,7 +231,7 @@ class SqlStore:
         return _version(row) if row else None
 
     def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
-        with self._read() as conn:
+        with self._read(_tenant(scope)) as conn:
             rows = conn.execute(
                 select(model_versions)
                 .where(model_versions.c.retailer_id == scope)
@@ -205,7 +240,7 @@ class SqlStore:
         return [_version(row) for row in rows]
 
     def served_version(self, *, scope: str) -> ModelVersion | None:
-        with self._read() as conn:
+        with self._read(_tenant(scope)) as conn:
             row = conn.execute(
                 select(model_versions)
                 .join(
@@ -218,7 +253,7 @@ class SqlStore:
         return _version(row) if row else None
 
     def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
-        with self._write() as conn:
+        with self._write(_tenant(scope)) as conn:
             conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
             conn.execute(
                 insert(served_models).values(retailer_id=scope, version_id=version_id, since=at)
@@ -231,7 +266,7 @@ class SqlStore:
             _record_served_change(conn, scope, at)
 
     def retire_served(self, *, scope: str, at: datetime) -> bool:
-        with self._write() as conn:
+        with self._write(_tenant(scope)) as conn:
             version_id = conn.execute(
                 select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
             ).scalar()
@@ -247,7 +282,7 @@ class SqlStore:
         return True
 
     def promotions(self, *, scope: str) -> Sequence[Promotion]:
-        with self._read() as conn:
+        with self._read(_tenant(scope)) as conn:
             rows = conn.execute(
                 select(model_log)
                 .where(model_log.c.retailer_id == scope)
@@ -255,10 +290,122 @@ class SqlStore:
             ).all()
         return [Promotion(version_id=r.version_id, action=r.action, at=r.at) for r in rows]
 
+    # --- predictions and daily aggregates ----------------------------------------------------
+
+    def add_scored_carts(self, *, carts: Sequence[ScoredCart]) -> None:
+        if not carts:
+            return
+        rows = [
+            {
+                "retailer_id": c.retailer_id,
+                "at": c.at,
+                "cart_id": c.cart_id,
+                "model_version": c.model_version,
+                "p_abandoned": c.p_abandoned,
+                "abandoned": c.abandoned,
+                "cart_value": c.cart_value,
+                "item_count": c.item_count,
+                "device_type": str(c.device_type),
+                "shipping_speed": str(c.shipping_speed),
+            }
+            for c in carts
+        ]
+        with self._write() as conn:
+            conn.execute(insert(prediction_log), rows)
+
+    def scored_carts(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[ScoredCart]:
+        log = prediction_log.c
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(
+                select(prediction_log)
+                .where(log.retailer_id == retailer_id, log.at >= start, log.at < end)
+                .order_by(log.at, log.id)
+            ).all()
+        return [
+            ScoredCart(
+                retailer_id=r.retailer_id,
+                at=r.at,
+                cart_id=r.cart_id,
+                model_version=r.model_version,
+                p_abandoned=r.p_abandoned,
+                abandoned=bool(r.abandoned),
+                cart_value=r.cart_value,
+                item_count=r.item_count,
+                device_type=r.device_type,
+                shipping_speed=r.shipping_speed,
+            )
+            for r in rows
+        ]
+
+    def first_scored(self) -> Mapping[str, datetime]:
+        log = prediction_log.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(log.retailer_id, func.min(log.at)).group_by(log.retailer_id)
+            ).all()
+        return {r[0]: _utc(r[1]) for r in rows}
+
+    def purchases(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[tuple[str, datetime]]:
+        e = events_table.c
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(
+                select(e.cart_id, e.at).where(
+                    e.retailer_id == retailer_id, e.type == "purchased", e.at >= start, e.at < end
+                )
+            ).all()
+        return [(r.cart_id, r.at) for r in rows]
+
+    def put_daily_stats(self, *, retailer_id: str, days: Sequence[DailyStats]) -> None:
+        if not days:
+            return
+        with self._write(retailer_id) as conn:
+            conn.execute(
+                delete(daily_stats).where(
+                    daily_stats.c.retailer_id == retailer_id,
+                    daily_stats.c.day.in_([d.day for d in days]),
+                )
+            )
+            conn.execute(
+                insert(daily_stats),
+                [
+                    {
+                        "retailer_id": retailer_id,
+                        "day": d.day,
+                        "computed_at": d.computed_at,
+                        "final": d.final,
+                        "figures": dict(d.figures),
+                    }
+                    for d in days
+                ],
+            )
+
+    def daily_stats(self, *, retailer_id: str, start: date, end: date) -> Sequence[DailyStats]:
+        d = daily_stats.c
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(
+                select(daily_stats)
+                .where(d.retailer_id == retailer_id, d.day >= start, d.day <= end)
+                .order_by(d.day)
+            ).all()
+        return [
+            DailyStats(
+                retailer_id=r.retailer_id,
+                day=r.day,
+                computed_at=r.computed_at,
+                final=bool(r.final),
+                figures=r.figures,
+            )
+            for r in rows
+        ]
+
     # --- API keys ----------------------------------------------------------------------------
 
     def add_api_key(self, *, retailer_id: str, key_hash: str, created_at: datetime) -> bool:
-        with self._write() as conn:
+        with self._write(retailer_id) as conn:
             if not _exists(conn, retailer_id):
                 return False
             conn.execute(
@@ -270,7 +417,7 @@ class SqlStore:
         return True
 
     def revoke_api_keys(self, *, retailer_id: str, at: datetime) -> int:
-        with self._write() as conn:
+        with self._write(retailer_id) as conn:
             removed = conn.execute(
                 delete(api_keys).where(api_keys.c.retailer_id == retailer_id)
             ).rowcount
@@ -295,9 +442,13 @@ class SqlStore:
         )
         expiring = served_models.c.version_id.in_(old_versions)
         old_log = model_log.c.at < aggregates_before
+        old_predictions = prediction_log.c.at < raw_before
+        old_days = daily_stats.c.day < aggregates_before.astimezone(UTC).date()
         with self._write() as conn:
             counts = {
                 "events": _count(conn, events_table, old_events),
+                "prediction_log": _count(conn, prediction_log, old_predictions),
+                "daily_stats": _count(conn, daily_stats, old_days),
                 "model_versions": _count(conn, model_versions,
                                          model_versions.c.created_at < aggregates_before),
                 "served_models": _count(conn, served_models, expiring),
@@ -305,12 +456,17 @@ class SqlStore:
             }  # fmt: skip
             if dry_run:
                 return counts
-            scopes = conn.execute(select(served_models.c.retailer_id).where(expiring)).scalars()
-            for scope in scopes.all():  # an expired model stops serving: pooled or baseline now
-                conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
-                _record_served_change(conn, scope, at)
+            served = select(served_models.c.retailer_id, served_models.c.version_id)
+            expired = conn.execute(served.where(expiring)).all()
             conn.execute(delete(events_table).where(old_events))
+            conn.execute(delete(prediction_log).where(old_predictions))
+            conn.execute(delete(daily_stats).where(old_days))
             conn.execute(delete(model_log).where(old_log))
+            for scope, version_id in expired:  # stops serving: the pooled model or the baseline
+                conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+                conn.execute(insert(model_log).values(retailer_id=scope, version_id=version_id,
+                                                      action="expire", at=at))  # fmt: skip
+                _record_served_change(conn, scope, at)
             conn.execute(
                 delete(model_versions).where(model_versions.c.created_at < aggregates_before)
             )
@@ -336,6 +492,11 @@ class SqlStore:
             return int(conn.execute(delete(changes).where(changes.c.changed_at < before)).rowcount)
 
 
+def _tenant(scope: str) -> str | None:
+    """The retailer a registry scope belongs to; the pooled model belongs to none."""
+    return None if scope == POOLED_SCOPE else scope
+
+
 def _exists(conn: Connection, retailer_id: str) -> bool:
     query = select(retailers.c.retailer_id).where(retailers.c.retailer_id == retailer_id)
     return conn.execute(query).first() is not None
@@ -353,6 +514,13 @@ def _record_served_change(conn: Connection, scope: str, at: datetime) -> None:
             _record_change(conn, retailer_id, at)
     else:
         _record_change(conn, scope, at)
+
+
+def _utc(value: datetime) -> datetime:
+    """Aggregates (min, max) bypass the column type: SQLite returns naive UTC, or text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _count(conn: Connection, table: Any, where: Any) -> int:
@@ -414,6 +582,7 @@ def _version(row: Row[Any]) -> ModelVersion:
         threshold=row.threshold,
         metrics=row.metrics,
         model=row.model,
+        profile=row.profile,
     )
 
 

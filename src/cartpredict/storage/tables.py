@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0005"
 
 ID_LENGTH = 64
 
@@ -121,6 +122,7 @@ model_versions = Table(
     Column("threshold", Float),
     Column("metrics", JSON, nullable=False),
     Column("model", JSON, nullable=False),
+    Column("profile", JSON),  # histograms of the training carts, for drift (stats.py)
 )
 
 served_models = Table(
@@ -143,12 +145,50 @@ model_log = Table(
     Column("at", UTCDateTime, nullable=False),
 )
 
+# Raw: one row per prediction, kept like events (the raw retention).
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("retailer_id", String(ID_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("cart_id", String(128)),
+    Column("model_version", String(64), nullable=False),
+    Column("p_abandoned", Float, nullable=False),
+    Column("abandoned", Boolean, nullable=False),
+    Column("cart_value", Float, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("device_type", String(16), nullable=False),
+    Column("shipping_speed", String(16), nullable=False),
+    Index("ix_prediction_log_retailer_at", "retailer_id", "at"),
+    Index("ix_prediction_log_at", "at"),  # retention purges by time
+)
+
+# Aggregates: one row per retailer and day (the aggregate retention).
+daily_stats = Table(
+    "daily_stats",
+    metadata,
+    Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("figures", JSON, nullable=False),
+)
+
 # Every table holding a retailer's rows, children first: deleting a retailer empties each.
 TENANT_TABLES: tuple[Table, ...] = (
     events,
+    prediction_log,
+    daily_stats,
     model_log,
     served_models,
     model_versions,
     api_keys,
     retailers,
 )
+
+# What retention deletes (retention.py): raw rows after at most 14 days, aggregates after 90.
+RAW_TABLES: tuple[Table, ...] = (events, prediction_log)
+AGGREGATE_TABLES: tuple[Table, ...] = (daily_stats, model_versions, model_log)

@@ -1,0 +1,29 @@
+"""A retailer's daily aggregates: volume, predictions, realised outcomes, drift (k-anonymous)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from ...schemas import StatsOut
+from ...stats import MAX_DAYS
+from ..deps import RetailerIdDep, ServicesDep, json_response
+from .docs import errors
+
+router = APIRouter(tags=["stats"])
+
+
+@router.get(
+    "/retailer/{retailer_id}/stats",
+    response_model=StatsOut,
+    responses=errors(401, 404, 422),
+    summary="Carts scored per day, their outcomes, realised precision and recall, and drift",
+)
+async def get_stats(
+    retailer_id: RetailerIdDep,
+    svc: ServicesDep,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days back from today (UTC)")] = 30,
+) -> Response:
+    return json_response(await run_in_threadpool(svc.stats.report, retailer_id, days=days))

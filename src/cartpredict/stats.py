@@ -1,0 +1,308 @@
+"""Daily aggregates per retailer, and what a retailer may see of them (k-anonymity).
+
+**Rollup.** The prediction log (raw, kept as long as events) is reduced to one row per retailer
+and UTC day: carts scored, the distribution of P(abandoned), the decisions served, their
+outcomes once purchases arrive, and the scored carts' profile for drift (``drift.py``). A cart
+counts once per day, by its latest prediction that day; a prediction without a ``cart_id``
+counts as a cart of its own and has no outcome. Outcome: *purchased* when the retailer sent a
+purchase of the cart within 24 h after the prediction, *abandoned* when 24 h passed without
+one, *pending* until then. A day is recomputed on every rollup until its last outcome is in and
+late events have had ``LATE_EVENTS`` to arrive; then it is final, and it outlives the raw rows
+it came from (aggregates are kept up to 90 days).
+
+**k-anonymity.** Every figure shown covers at least ``K_ANONYMITY`` carts: consecutive days
+with fewer are merged into one period (a remainder joins the period before it), bins of the
+distribution are merged the same way, a ratio is shown only when the carts it is taken over are
+at least ``K_ANONYMITY``, and with fewer carts than that in the whole window nothing is shown.
+The response lists every merge and every suppression, so a reader knows why a figure is
+missing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
+
+from . import drift
+from .clock import Clock, rfc3339
+from .models.registry import ModelRegistry
+from .recorder import PredictionRecorder
+from .service import Tenants
+from .settings import K_ANONYMITY
+from .storage import DailyStats, ScoredCart, Store
+
+P_BINS = 10  # the distribution of P(abandoned): ten bins of 0.1
+OUTCOME_WINDOW = timedelta(hours=24)
+LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
+DRIFT_DAYS = 7
+MIN_DRIFT_CARTS = 100  # below this, PSI says more about chance than about drift
+MAX_DAYS = 90
+OUTCOMES = ("tp", "fp", "fn", "tn", "pending", "without_cart_id")
+
+T = TypeVar("T")
+
+
+# --- rollup ------------------------------------------------------------------------------------
+
+
+def day_figures(
+    carts: Sequence[ScoredCart], purchases: Mapping[str, Sequence[datetime]], *, as_of: datetime
+) -> dict[str, Any]:
+    """One day's aggregate of one retailer's predictions (``carts`` oldest first)."""
+    latest: dict[str, ScoredCart] = {}
+    anonymous: list[ScoredCart] = []
+    for cart in carts:
+        if cart.cart_id is None:
+            anonymous.append(cart)
+        else:
+            latest[cart.cart_id] = cart
+    units = [*latest.values(), *anonymous]
+    distribution = [0] * P_BINS
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    p_sum = 0.0
+    for cart in units:
+        distribution[min(int(cart.p_abandoned * P_BINS), P_BINS - 1)] += 1
+        p_sum += cart.p_abandoned
+        outcomes[_outcome(cart, purchases, as_of)] += 1
+    return {
+        "predictions": len(carts),
+        "carts": len(units),
+        "predicted_abandoned": sum(1 for c in units if c.abandoned),
+        "p_abandoned_sum": p_sum,
+        "distribution": distribution,
+        "outcomes": outcomes,
+        "profile": drift.profile_of(units),
+    }
+
+
+def _outcome(cart: ScoredCart, purchases: Mapping[str, Sequence[datetime]], as_of: datetime) -> str:
+    if cart.cart_id is None:
+        return "without_cart_id"
+    end = cart.at + OUTCOME_WINDOW
+    purchased = any(cart.at < at <= end for at in purchases.get(cart.cart_id, ()))
+    if purchased:
+        return "fp" if cart.abandoned else "tn"
+    if end > as_of:
+        return "pending"
+    return "tp" if cart.abandoned else "fn"
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> int:
+    """Recompute every day not yet final that still has logged predictions (each retailer's,
+    or one's); return how many retailer-days were written."""
+    written = 0
+    for rid, first_at in store.first_scored().items():
+        if retailer_id is not None and rid != retailer_id:
+            continue
+        first_day, last_day = first_at.astimezone(UTC).date(), as_of.astimezone(UTC).date()
+        final = {
+            d.day for d in store.daily_stats(retailer_id=rid, start=first_day, end=last_day)
+            if d.final
+        }  # fmt: skip
+        open_days = [d for d in _days(first_day, last_day) if d not in final]
+        if not open_days:
+            continue
+        start, end = day_bounds(open_days[0])[0], day_bounds(open_days[-1])[1]
+        by_day: dict[date, list[ScoredCart]] = defaultdict(list)
+        for cart in store.scored_carts(retailer_id=rid, start=start, end=end):
+            by_day[cart.at.astimezone(UTC).date()].append(cart)
+        purchases: dict[str, list[datetime]] = defaultdict(list)
+        for cart_id, at in store.purchases(
+            retailer_id=rid, start=start, end=end + OUTCOME_WINDOW + timedelta(seconds=1)
+        ):
+            purchases[cart_id].append(at)  # fmt: skip
+        rows = [
+            DailyStats(
+                retailer_id=rid,
+                day=day,
+                computed_at=as_of,
+                final=as_of >= day_bounds(day)[1] + OUTCOME_WINDOW + LATE_EVENTS,
+                figures=day_figures(by_day[day], purchases, as_of=as_of),
+            )
+            for day in open_days
+            if by_day.get(day)  # a day whose raw rows are gone keeps the row it has
+        ]
+        store.put_daily_stats(retailer_id=rid, days=rows)
+        written += len(rows)
+    return written
+
+
+def rollup_now(store: Store, recorder: PredictionRecorder, *, clock: Clock) -> int:
+    """A running server's rollup: what this process has buffered is written first."""
+    recorder.flush(store)
+    return rollup(store, as_of=clock())
+
+
+def _days(first: date, last: date) -> Iterable[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+# --- k-anonymity -------------------------------------------------------------------------------
+
+
+def merge_small(items: Sequence[T], size: Callable[[T], int], k: int) -> list[list[T]]:
+    """Consecutive items grouped so that each group holds at least ``k``: a group closes as
+    soon as it reaches ``k``; a remainder joins the group before it. Empty when all the items
+    together hold fewer than ``k``."""
+    groups: list[list[T]] = []
+    current: list[T] = []
+    held = 0
+    for item in items:
+        current.append(item)
+        held += size(item)
+        if held >= k:
+            groups.append(current)
+            current, held = [], 0
+    if current:
+        if not groups:
+            return []
+        groups[-1].extend(current)
+    return groups
+
+
+def _summed(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    rows = list(rows)
+    return {
+        "predictions": sum(r["predictions"] for r in rows),
+        "carts": sum(r["carts"] for r in rows),
+        "predicted_abandoned": sum(r["predicted_abandoned"] for r in rows),
+        "p_abandoned_sum": sum(r["p_abandoned_sum"] for r in rows),
+        "distribution": [sum(col) for col in zip(*(r["distribution"] for r in rows), strict=True)]
+        if rows
+        else [0] * P_BINS,
+        "outcomes": {k: sum(r["outcomes"][k] for r in rows) for k in OUTCOMES},
+    }
+
+
+class _Notes:
+    def __init__(self) -> None:
+        self.merged: list[dict[str, str]] = []
+        self.suppressed: list[dict[str, str]] = []
+
+    def ratio(self, field: str, hits: int, among: int, what: str) -> float | None:
+        if among >= K_ANONYMITY:
+            return round(hits / among, 4)
+        self.suppressed.append({"field": field, "reason": f"fewer than {K_ANONYMITY} carts {what}"})
+        return None
+
+
+def _group(figures: Mapping[str, Any], field: str, notes: _Notes) -> dict[str, Any]:
+    """What a retailer sees of a group of carts already known to hold at least k."""
+    o = figures["outcomes"]
+    carts = figures["carts"]
+    resolved = o["tp"] + o["fp"] + o["fn"] + o["tn"]
+    return {
+        "carts": carts,
+        "predictions": figures["predictions"],
+        "predicted_abandoned": figures["predicted_abandoned"],
+        "predicted_abandoned_share": round(figures["predicted_abandoned"] / carts, 4),
+        "mean_abandonment_probability": round(figures["p_abandoned_sum"] / carts, 4),
+        "outcomes": {
+            "resolved": resolved,
+            "pending": o["pending"],
+            "without_cart_id": o["without_cart_id"],
+            "abandonment_rate": notes.ratio(
+                f"{field}.outcomes.abandonment_rate", o["tp"] + o["fn"], resolved,
+                "with a known outcome",
+            ),
+            "precision": notes.ratio(
+                f"{field}.outcomes.precision", o["tp"], o["tp"] + o["fp"],
+                "predicted abandoned with a known outcome",
+            ),
+            "recall": notes.ratio(
+                f"{field}.outcomes.recall", o["tp"], o["tp"] + o["fn"], "abandoned",
+            ),
+        },
+    }  # fmt: skip
+
+
+def _distribution(counts: Sequence[int], notes: _Notes) -> list[dict[str, Any]]:
+    bins = [(i / P_BINS, (i + 1) / P_BINS, n) for i, n in enumerate(counts) if n]
+    groups = merge_small(bins, lambda b: b[2], K_ANONYMITY)
+    if len(groups) < len(bins):
+        notes.merged.append(
+            {"field": "distribution", "reason": f"bins with fewer than {K_ANONYMITY} carts were "
+             "merged with their neighbours"}
+        )  # fmt: skip
+    return [{"lower": g[0][0], "upper": g[-1][1], "carts": sum(b[2] for b in g)} for g in groups]
+
+
+class StatsService:
+    """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift."""
+
+    def __init__(
+        self, *, store: Store, tenants: Tenants, registry: ModelRegistry, clock: Clock
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._registry = registry
+        self._clock = clock
+
+    def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
+        retailer = self._tenants.load(retailer_id).retailer
+        today = self._clock().astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        rows = self._store.daily_stats(retailer_id=retailer_id, start=first, end=today)
+        notes = _Notes()
+        periods: list[dict[str, Any]] = []
+        groups = merge_small(rows, lambda r: int(r.figures["carts"]), K_ANONYMITY)
+        for group in groups:
+            field = f"periods.{len(periods)}"
+            if len(group) > 1:
+                reason = f"days with fewer than {K_ANONYMITY} carts are shown merged with others"
+                notes.merged.append({"field": field, "reason": reason})
+            first_day, last_day = group[0].day.isoformat(), group[-1].day.isoformat()
+            period = {"start": first_day, "end": last_day, "days": len(group)}
+            periods.append({**period, **_group(_summed(r.figures for r in group), field, notes)})
+        if rows and not groups:
+            reason = f"fewer than {K_ANONYMITY} carts in the whole window"
+            notes.suppressed.append({"field": "periods", "reason": reason})
+        total = _summed(r.figures for r in rows)
+        shown = bool(groups)
+        return {
+            "retailer_id": retailer_id,
+            "k_anonymity": K_ANONYMITY,
+            "window": {"start": first.isoformat(), "end": today.isoformat(), "days": days},
+            "computed_at": rfc3339(max(r.computed_at for r in rows)) if rows else None,
+            "totals": _group(total, "totals", notes) if shown else None,
+            "periods": periods,
+            "distribution": _distribution(total["distribution"], notes) if shown else [],
+            "drift": self._drift(retailer, today),
+            "merged": notes.merged,
+            "suppressed": notes.suppressed,
+        }
+
+    def _drift(self, retailer: Any, today: date) -> dict[str, Any]:
+        start = today - timedelta(days=DRIFT_DAYS - 1)
+        rows = self._store.daily_stats(retailer_id=retailer.retailer_id, start=start, end=today)
+        carts = sum(int(r.figures["carts"]) for r in rows)
+        window = {"start": start.isoformat(), "end": today.isoformat(), "days": DRIFT_DAYS}
+        version = self._registry.served_version(retailer)
+
+        def unavailable(status: str, reason: str) -> dict[str, Any]:
+            model = version.version_id if version is not None else None
+            return {"status": status, "reason": reason, "window": window,
+                    "model_version": model, "features": None}  # fmt: skip
+
+        if version is None:
+            return unavailable("unavailable", "served by the baseline rule: nothing to compare")
+        if version.profile is None:
+            return unavailable("unavailable", "the served model predates training profiles")
+        if carts < MIN_DRIFT_CARTS:
+            return unavailable(
+                "insufficient_data", f"fewer than {MIN_DRIFT_CARTS} carts scored in the window"
+            )
+        recent = drift.merged(r.figures["profile"] for r in rows)
+        compared = drift.compare(version.profile, recent)
+        return {**compared, "reason": None, "window": window,
+                "model_version": version.version_id, "carts": carts}  # fmt: skip

@@ -1,0 +1,128 @@
+"""Isolation in depth on PostgreSQL: row-level security keyed on the session's retailer.
+
+Every query the store makes for one retailer runs in a session scoped to that retailer (the
+``cartpredict_tenant`` role and the ``cartpredict.retailer_id`` setting). These tests issue
+queries with no tenant filter at all, as a forgotten ``WHERE`` would, in retailer A's session,
+and find none of retailer B's rows in any table; writes without a filter touch A's rows only,
+a row for B cannot be written, and a session that names no retailer sees nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import ProgrammingError
+
+from cartpredict.container import build_services
+from cartpredict.schemas import CartIn, EventsIn, RetailerCreate
+from cartpredict.stats import rollup
+from cartpredict.storage import ModelVersion
+from cartpredict.storage.migrate import upgrade
+from cartpredict.storage.sql import TENANT_ROLE
+from cartpredict.storage.tables import TENANT_TABLES, changes, events, prediction_log
+
+from .conftest import make_settings, retailer_spec
+
+pytestmark = pytest.mark.postgres
+NOW = datetime(2026, 5, 4, 12, tzinfo=UTC)
+TABLES = (*TENANT_TABLES, changes)
+
+
+def populate(svc: Any, retailer_id: str) -> None:
+    """A retailer with a row in every tenant table."""
+    svc.retailers.create(RetailerCreate.model_validate(retailer_spec(retailer_id)))
+    retailer = svc.store.get_retailer(retailer_id=retailer_id)
+    batch = EventsIn.model_validate({"retailer_id": retailer_id, "events": [
+        {"type": "cart_updated", "event_id": f"{retailer_id}-e{i}", "cart_id": f"c{i}",
+         "at": "2026-05-04T08:00:00Z", "cart_value": 30.0 + i, "item_count": 1,
+         "device_type": "mobile", "shipping_speed": "standard"} for i in range(3)
+    ]})  # fmt: skip
+    svc.events.ingest(retailer, batch.events)
+    tenant = svc.tenants.load(retailer_id)
+    for i in range(4):
+        cart = CartIn.model_validate({"retailer_id": retailer_id, "cart_id": f"c{i}",
+            "cart_value": 12.0, "item_count": 1, "inactivity_hours": 1.0,
+            "device_type": "desktop", "shipping_speed": "standard"})  # fmt: skip
+        svc.predictor.predict(tenant, cart)
+    svc.recorder.flush(svc.store)
+    version = ModelVersion(
+        version_id=f"m-{retailer_id}", scope=retailer_id, created_at=NOW, train_start=NOW,
+        train_end=NOW, n_train=10, threshold=0.5, metrics={}, model={"weights": {}},
+    )  # fmt: skip
+    svc.store.add_model_version(version=version)
+    svc.store.set_served(scope=retailer_id, version_id=version.version_id, action="promote",
+                         at=NOW)  # fmt: skip
+
+
+@pytest.fixture
+def two_tenants(postgres_url: str) -> Any:
+    upgrade(postgres_url)
+    svc = build_services(make_settings(postgres_url), lambda: NOW)
+    populate(svc, "alpha")
+    populate(svc, "beta")
+    rollup(svc.store, as_of=NOW)
+    yield svc
+    svc.close()
+
+
+def owners(conn: Any, table: Any) -> list[str]:
+    return sorted(conn.execute(select(table.c.retailer_id)).scalars())
+
+
+def test_a_query_without_the_tenant_filter_returns_none_of_another_retailers_rows(
+    two_tenants: Any, postgres_url: str
+) -> None:
+    with two_tenants.store.tenant_session("alpha") as conn:
+        for table in TABLES:
+            seen = owners(conn, table)  # SELECT retailer_id FROM <table>: no WHERE at all
+            assert seen, f"alpha has rows in {table.name}"
+            assert set(seen) == {"alpha"}, f"{table.name}: {seen}"
+        # Writes without a filter reach alpha's rows alone.
+        assert conn.execute(update(events).values(cart_value=0.0)).rowcount == 3
+        assert conn.execute(delete(prediction_log)).rowcount == 4
+    # Outside the session (the operator's view) both tenants are there, untouched: the
+    # session was rolled back.
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            for table in TABLES:
+                assert set(owners(conn, table)) == {"alpha", "beta"}, table.name
+            assert conn.execute(select(func.min(events.c.cart_value))).scalar() == 30.0
+    finally:
+        engine.dispose()
+
+
+def test_a_tenant_session_cannot_write_another_retailers_row(two_tenants: Any) -> None:
+    row = {"retailer_id": "beta", "event_id": "planted", "type": "purchased", "cart_id": "c1",
+           "at": NOW, "received_at": NOW}  # fmt: skip
+    with (
+        two_tenants.store.tenant_session("alpha") as conn,
+        pytest.raises(ProgrammingError, match="row-level security"),
+    ):
+        conn.execute(insert(events).values(**row))
+    assert "planted" not in {e.event_id for e in two_tenants.store.events(retailer_id="beta")}
+
+
+def test_a_session_that_names_no_retailer_sees_nothing(two_tenants: Any, postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"SET ROLE {TENANT_ROLE}"))
+            for table in TABLES:
+                assert owners(conn, table) == [], table.name
+    finally:
+        engine.dispose()
+
+
+def test_the_store_reads_each_tenant_through_its_own_session(two_tenants: Any) -> None:
+    """The store's own methods work under the policies (what every PostgreSQL test relies
+    on), and each sees its retailer's rows."""
+    store = two_tenants.store
+    assert {e.retailer_id for e in [store.get_retailer(retailer_id="alpha")]} == {"alpha"}
+    assert len(store.events(retailer_id="beta")) == 3
+    assert store.served_version(scope="beta").version_id == "m-beta"
+    day = NOW.date()
+    assert len(store.daily_stats(retailer_id="alpha", start=day, end=day)) == 1

@@ -1,0 +1,318 @@
+"""Daily aggregates and what a retailer sees of them.
+
+Proves, with a controllable clock: outcomes are matched with the purchases that follow a
+prediction (realised precision and recall at the served decision); every aggregate endpoint
+shows only groups of at least 10 carts, merging or suppressing the rest and saying so; drift
+(PSI) tells a stable stream from a shifted one; a running server writes the prediction log and
+updates the stats on its own; an outage of the store loses no buffered prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cartpredict import drift
+from cartpredict.api.app import create_app
+from cartpredict.container import build_services
+from cartpredict.features import FeatureSpec
+from cartpredict.recorder import PredictionRecorder
+from cartpredict.schemas import CartIn, EventsIn, RetailerCreate, StatsOut
+from cartpredict.settings import K_ANONYMITY
+from cartpredict.stats import merge_small, rollup
+from cartpredict.storage import ModelVersion
+from cartpredict.storage.migrate import upgrade
+
+from .conftest import OPERATOR, make_settings, retailer_spec
+
+DAY0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = DAY0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def world(database_url: str) -> Any:
+    upgrade(database_url)
+    clock = Clock()
+    settings = make_settings(database_url)
+    svc = build_services(settings, clock)
+    svc.retailers.create(RetailerCreate.model_validate(retailer_spec("store_1")))
+    yield svc, settings, clock
+    svc.close()
+
+
+def score(svc: Any, carts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    tenant = svc.tenants.load("store_1")
+    base = {"retailer_id": "store_1", "item_count": 2, "inactivity_hours": 1.0,
+            "device_type": "mobile", "shipping_speed": "standard"}  # fmt: skip
+    out = [svc.predictor.predict(tenant, CartIn.model_validate({**base, **c})) for c in carts]
+    svc.recorder.flush(svc.store)
+    return out
+
+
+def purchase(svc: Any, cart_ids: list[str], at: datetime) -> None:
+    batch = EventsIn.model_validate({
+        "retailer_id": "store_1",
+        "events": [{"type": "purchased", "event_id": f"p-{c}-{at.timestamp()}", "cart_id": c,
+                    "at": at.isoformat()} for c in cart_ids],
+    })  # fmt: skip
+    svc.events.ingest(svc.store.get_retailer(retailer_id="store_1"), batch.events)
+
+
+def stats_over_http(svc: Any, settings: Any, clock: Clock, path: str = "stats") -> Any:
+    with TestClient(create_app(settings, clock=clock)) as client:
+        key = client.post("/retailer/store_1/keys", headers=OPERATOR).json()["api_key"]
+        response = client.get(f"/retailer/store_1/{path}",
+                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def shown_groups(body: dict[str, Any]) -> list[int]:
+    """The cart counts of every group the stats response shows."""
+    groups = [p["carts"] for p in body["periods"]] + [b["carts"] for b in body["distribution"]]
+    if body["totals"] is not None:
+        groups.append(body["totals"]["carts"])
+    return groups
+
+
+def test_outcomes_give_realised_precision_and_recall(world: Any) -> None:
+    svc, settings, clock = world
+    # The baseline serves: "abandoned" below a cart value of 20.
+    flagged = [{"cart_id": f"a{i}", "cart_value": 10.0} for i in range(20)]
+    passed = [{"cart_id": f"b{i}", "cart_value": 50.0} for i in range(10)]
+    decisions = score(svc, flagged + passed + [{"cart_value": 5.0}, {"cart_value": 60.0}])
+    assert [d["prediction"] for d in decisions[:20]] == ["abandoned"] * 20
+    assert [d["prediction"] for d in decisions[20:30]] == ["purchased"] * 10
+    clock.now = DAY0 + timedelta(minutes=5)
+    score(svc, [{"cart_id": "a0", "cart_value": 11.0}])  # scored twice: still one cart
+    clock.now = DAY0 + timedelta(hours=8)
+    purchase(svc, [f"a{i}" for i in range(5)], DAY0 + timedelta(hours=2))  # flagged, bought
+    purchase(svc, [f"b{i}" for i in range(7)], DAY0 + timedelta(hours=3))  # passed, bought
+    assert rollup(svc.store, as_of=clock.now) == 1
+    (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
+    assert day.figures["outcomes"] == {"tp": 0, "fp": 5, "fn": 0, "tn": 7, "pending": 18,
+                                       "without_cart_id": 2}  # fmt: skip
+    assert not day.final
+
+    clock.now = DAY0 + timedelta(hours=31)
+    purchase(svc, ["b9"], DAY0 + timedelta(hours=30))  # too late: abandoned within 24 h
+    rollup(svc.store, as_of=clock.now)
+    body = stats_over_http(svc, settings, clock)
+    StatsOut.model_validate(body)
+    (period,) = body["periods"]
+    assert period["start"] == period["end"] == DAY0.date().isoformat()
+    assert (period["carts"], period["predictions"], period["predicted_abandoned"]) == (32, 33, 21)
+    outcomes = period["outcomes"]
+    assert (outcomes["resolved"], outcomes["pending"], outcomes["without_cart_id"]) == (30, 0, 2)
+    assert outcomes["precision"] == pytest.approx(15 / 20, abs=1e-4)  # a5..a19 of a0..a19
+    assert outcomes["recall"] == pytest.approx(15 / 18, abs=1e-4)  # and b7, b8, b9 missed
+    assert outcomes["abandonment_rate"] == pytest.approx(18 / 30, abs=1e-4)
+    assert body["totals"]["carts"] == 32
+    assert body["suppressed"] == []
+
+    clock.now = DAY0 + timedelta(days=3)
+    rollup(svc.store, as_of=clock.now)
+    (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
+    assert day.final  # every outcome in, late events had their day: never recomputed
+
+
+def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -> None:
+    svc, settings, clock = world
+    # A model whose P(abandoned) falls with cart value: flagged carts near 0.8, others lower.
+    spread = trained("m-spread", intercept=5.0, weights={"log_value": -1.5})
+    svc.store.add_model_version(version=spread)
+    svc.store.set_served(scope="store_1", version_id="m-spread", action="promote", at=DAY0)
+    # Days with 3, 4, 12 and 2 carts, two of each flagged, all with known outcomes.
+    for day, n in enumerate((3, 4, 12, 2)):
+        clock.now = DAY0 + timedelta(days=day)
+        score(svc, [{"cart_id": f"d{day}-{i}", "cart_value": 10.0 if i < 2 else 40.0 + i}
+                    for i in range(n)])  # fmt: skip
+    clock.now = DAY0 + timedelta(days=5)
+    rollup(svc.store, as_of=clock.now)
+    body = stats_over_http(svc, settings, clock)
+    StatsOut.model_validate(body)
+    assert all(n >= K_ANONYMITY for n in shown_groups(body)), body
+    (period,) = body["periods"]  # 3 + 4 + 12 reach 10 together; the 2 join them
+    assert (period["carts"], period["days"]) == (21, 4)
+    assert {m["field"] for m in body["merged"]} == {"periods.0", "distribution"}
+    assert sum(b["carts"] for b in body["distribution"]) == 21
+    assert period["predicted_abandoned"] == 8
+    # 8 flagged carts, all abandoned: precision's group is under 10, so it is not shown.
+    assert period["outcomes"]["precision"] is None
+    # Recall and the abandonment rate are taken over all 21 carts (none was bought): shown.
+    assert period["outcomes"]["recall"] == pytest.approx(8 / 21, abs=1e-4)
+    assert period["outcomes"]["abandonment_rate"] == 1.0
+    suppressed = {s["field"] for s in body["suppressed"]}
+    assert suppressed == {"periods.0.outcomes.precision", "totals.outcomes.precision"}
+
+    # A window with fewer than 10 carts in all shows nothing but says why.
+    clock.now = DAY0 + timedelta(days=40)
+    score(svc, [{"cart_id": f"late-{i}", "cart_value": 30.0} for i in range(7)])
+    rollup(svc.store, as_of=clock.now)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        body = client.get("/retailer/store_1/stats?days=3", headers=OPERATOR).json()
+    assert (body["periods"], body["totals"], body["distribution"]) == ([], None, [])
+    assert body["suppressed"] == [
+        {"field": "periods", "reason": "fewer than 10 carts in the whole window"}
+    ]
+
+    # The model's held-out figures: shown over 10 test carts or more, never under.
+    for n_test, version_id in ((7, "m-small"), (40, "m-large")):
+        svc.store.add_model_version(version=trained(version_id, n_test_carts=n_test))
+        svc.store.set_served(scope="store_1", version_id=version_id, action="promote",
+                             at=clock.now)  # fmt: skip
+        svc.notifier.changed("store_1")
+        model = stats_over_http(svc, settings, clock, path="model")
+        if n_test < K_ANONYMITY:
+            assert model["metrics"] is None
+            reason = "held-out figures cover fewer than 10 test carts"
+            assert model["suppressed"] == [{"field": "metrics", "reason": reason}]
+        else:
+            assert model["metrics"]["n_test_carts"] == 40
+            assert model["suppressed"] == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=30), max_size=40))
+def test_merging_reaches_k_in_every_group_and_loses_nothing(counts: list[int]) -> None:
+    groups = merge_small(counts, lambda n: n, K_ANONYMITY)
+    assert all(sum(g) >= K_ANONYMITY for g in groups)
+    flat = [n for g in groups for n in g]
+    assert flat == (counts if sum(counts) >= K_ANONYMITY else [])
+
+
+def trained(
+    version_id: str,
+    *,
+    n_test_carts: int = 40,
+    profile: dict[str, list[int]] | None = None,
+    intercept: float = 0.1,
+    weights: dict[str, float] | None = None,
+) -> ModelVersion:
+    return ModelVersion(
+        version_id=version_id, scope="store_1", created_at=DAY0, train_start=DAY0,
+        train_end=DAY0, n_train=200, threshold=0.5,
+        metrics={"n_test_carts": n_test_carts, "candidate": {"auc_pr_purchased": 0.5}},
+        model={"kind": "logistic", "features": {"cart": True, "site": False, "numeric": [],
+               "categorical": {}, "interactions": [], "centers": {}},
+               "intercept": intercept, "threshold": 0.5,
+               "weights": {n: 0.0 for n in FeatureSpec(cart=True).names()} | (weights or {})},
+        profile=profile,
+    )  # fmt: skip
+
+
+def carts_like(values: list[float], devices: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"cart_id": f"x{i}", "cart_value": v, "device_type": devices[i % len(devices)]}
+        for i, v in enumerate(values)
+    ]
+
+
+def test_drift_tells_a_stable_stream_from_a_shifted_one(world: Any) -> None:
+    svc, settings, clock = world
+    values = [5.0 + (i * 7.3) % 200 for i in range(300)]
+    training = carts_like(values, ["mobile", "desktop"])
+    profile = drift.profile_of(CartIn.model_validate({
+        "retailer_id": "store_1", "item_count": 2, "inactivity_hours": 1.0,
+        "shipping_speed": "standard", **c}) for c in training)  # fmt: skip
+    svc.store.add_model_version(version=trained("m-1", profile=profile))
+    svc.store.set_served(scope="store_1", version_id="m-1", action="promote", at=DAY0)
+    svc.notifier.changed("store_1")
+
+    body = stats_over_http(svc, settings, clock)
+    assert body["drift"]["status"] == "insufficient_data"  # nothing scored yet
+
+    score(svc, training[:150])  # the same mix as training
+    rollup(svc.store, as_of=clock.now)
+    stable = stats_over_http(svc, settings, clock)["drift"]
+    assert stable["status"] == "stable", stable
+    assert stable["model_version"] == "m-1"
+    assert stable["carts"] == 150
+
+    clock.now = DAY0 + timedelta(days=1)
+    score(svc, carts_like([400.0 + i for i in range(300)], ["tablet"]))  # big carts, tablets
+    rollup(svc.store, as_of=clock.now)
+    shifted = stats_over_http(svc, settings, clock)["drift"]
+    assert shifted["status"] == "significant"
+    assert shifted["features"]["cart_value"]["status"] == "significant"
+    assert shifted["features"]["device_type"]["status"] == "significant"
+    assert shifted["features"]["shipping_speed"]["status"] == "stable"
+
+
+def test_drift_is_unavailable_for_the_baseline(world: Any) -> None:
+    svc, settings, clock = world
+    body = stats_over_http(svc, settings, clock)
+    assert body["drift"]["status"] == "unavailable"
+    assert body["drift"]["model_version"] is None
+
+
+def test_psi_is_zero_for_equal_mixes_and_grows_with_the_shift() -> None:
+    assert drift.psi([10, 20, 30], [20, 40, 60]) == pytest.approx(0.0, abs=1e-3)  # smoothed
+    small = drift.psi([50, 50], [55, 45])
+    large = drift.psi([50, 50], [90, 10])
+    assert 0 < small < drift.STABLE_BELOW < drift.MODERATE_BELOW < large
+
+
+def test_a_running_server_logs_predictions_and_updates_the_stats(database_url: str) -> None:
+    upgrade(database_url)
+    settings = make_settings(database_url, stats_interval_s=0.2)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/retailer", json=retailer_spec("store_1"), headers=OPERATOR)
+        auth = {"Authorization": f"Bearer {response.json()['api_key']}"}
+        body = {"retailer_id": "store_1", "item_count": 1, "inactivity_hours": 2,
+                "device_type": "desktop", "shipping_speed": "express"}  # fmt: skip
+        for i in range(12):
+            sent = {**body, "cart_id": f"c-{i}", "cart_value": 10.0 + i}
+            assert client.post("/predict_cart", json=sent, headers=auth).status_code == 200
+        batch = {"carts": [{**body, "cart_value": 99.0}] * 3}
+        assert client.post("/predict_cart/batch", json=batch, headers=auth).status_code == 200
+        deadline = time.monotonic() + 10
+        stats: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            stats = client.get("/retailer/store_1/stats", headers=auth).json()
+            if stats["totals"] and stats["totals"]["predictions"] == 15:
+                break
+            time.sleep(0.1)
+        assert stats["totals"]["carts"] == 15, stats
+        assert stats["totals"]["outcomes"]["pending"] == 12
+        exposition = client.get("/metrics").text
+    assert 'cartpredict_prediction_log_rows_total{result="written"} 15.0' in exposition
+
+
+def test_the_log_keeps_predictions_through_a_store_outage() -> None:
+    class FlakyStore:
+        def __init__(self) -> None:
+            self.down = True
+            self.rows: list[Any] = []
+
+        def add_scored_carts(self, *, carts: Any) -> None:
+            if self.down:
+                raise ConnectionError("store down")
+            self.rows.extend(carts)
+
+    dropped: list[int] = []
+    recorder = PredictionRecorder(lambda: DAY0, max_buffered=5, on_dropped=dropped.append)
+    for i in range(4):
+        recorder.record("r", f"c{i}", "baseline", 0.5, True, 10.0, 1, "mobile", "standard")
+    store = FlakyStore()
+    with pytest.raises(ConnectionError):
+        recorder.flush(store)  # type: ignore[arg-type]
+    assert len(recorder) == 4  # nothing lost
+    for i in range(4, 7):
+        recorder.record("r", f"c{i}", "baseline", 0.5, True, 10.0, 1, "mobile", "standard")
+    assert len(recorder) == 5 and sum(dropped) == 2  # bounded: the oldest went, counted
+    store.down = False
+    assert recorder.flush(store) == 5  # type: ignore[arg-type]
+    assert [r.cart_id for r in store.rows] == ["c2", "c3", "c4", "c5", "c6"]
