@@ -161,6 +161,25 @@ def test_a_change_made_elsewhere_is_seen_after_the_sync_interval(
     assert after["statusCode"] == 422
 
 
+def test_predictions_reach_the_log_and_a_scheduled_event_updates_the_stats(
+    lambda_module: tuple[ModuleType, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module, key = lambda_module
+    monkeypatch.setattr(module, "FLUSH_EVERY_S", 0.0)  # every invocation writes its buffer
+    for i in range(12):
+        body = cart("store_1", cart_id=f"c-{i}", cart_value=10.0 + i)
+        answer = module.handler(event("POST", "/predict_cart", body=body, headers=lower(key)),
+                                Context())  # fmt: skip
+        assert answer["statusCode"] == 200
+    svc = module.app.state.services
+    assert len(svc.recorder) == 0  # written by the invocations themselves
+    scheduled = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
+                 "detail": {}, "time": "2026-11-24T10:00:00Z"}  # fmt: skip
+    assert module.handler(scheduled, Context()) == {"upkeep": "done"}
+    stats = module.handler(event("GET", "/retailer/store_1/stats", headers=lower(key)), Context())
+    assert json.loads(stats["body"])["totals"]["carts"] == 12
+
+
 def test_the_handler_imports_in_a_fresh_interpreter(sqlite_url: str) -> None:
     upgrade(sqlite_url)
     heavy = ("numpy", "scipy", "sklearn", "matplotlib", "pandas", "alembic")

@@ -65,3 +65,24 @@ def test_server_errors_are_counted(sqlite_url: str, monkeypatch: pytest.MonkeyPa
         assert responses(client, "/retailer/{retailer_id}/model", 500) == 1
         client.get("/no/such/path")
         assert responses(client, "other", 404) == 1
+
+
+def test_cache_lookups_and_the_models_served_are_counted(client: TestClient) -> None:
+    auth_a = create_retailer(client, "store_a")
+    auth_b = create_retailer(client, "store_b")
+    before = samples(client)
+
+    def lookups(now: dict[Any, float], cache: str, result: str) -> float:
+        key = ("cartpredict_cache_lookups_total", (("cache", cache), ("result", result)))
+        return now.get(key, 0.0) - before.get(key, 0.0)
+
+    for _ in range(3):
+        for rid, auth in (("store_a", auth_a), ("store_b", auth_b)):
+            assert client.post("/predict_cart", json=cart(rid), headers=auth).status_code == 200
+    after = samples(client)
+    assert lookups(after, "tenant", "hit") >= 4  # the first of each was a miss, then cached
+    assert lookups(after, "tenant", "miss") >= 2
+    assert lookups(after, "key", "hit") >= 4
+    served = ("cartpredict_model_versions_served", (("kind", "baseline"),))
+    assert after[served] == 1.0  # both retailers, one version: the baseline rule
+    assert after[("cartpredict_cached_retailers", (("kind", "baseline"),))] == 2.0

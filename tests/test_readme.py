@@ -52,7 +52,11 @@ def conforms(actual: Any, documented: Any, path: str = "$") -> list[str]:
                 problems += conforms(actual[key], documented[key], f"{path}.{key}")
         return problems
     if isinstance(documented, list):
-        if not isinstance(actual, list) or len(actual) != len(documented):
+        if not isinstance(actual, list):
+            return [f"{path}: expected a list"]
+        if len(documented) == 1:  # one element shown stands for any number of that shape
+            return [p for a in actual for p in conforms(a, documented[0], path)]
+        if len(actual) != len(documented):
             return [f"{path}: expected a list of {len(documented)}"]
         return [p for a, d in zip(actual, documented, strict=True) for p in conforms(a, d, path)]
     if kind(actual) != kind(documented):

@@ -10,6 +10,7 @@ updates the stats on its own; an outage of the store loses no buffered predictio
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from cartpredict.recorder import PredictionRecorder
 from cartpredict.schemas import CartIn, EventsIn, RetailerCreate, StatsOut
 from cartpredict.settings import K_ANONYMITY
 from cartpredict.stats import merge_small, rollup
-from cartpredict.storage import ModelVersion
+from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from cartpredict.storage.migrate import upgrade
 
 from .conftest import OPERATOR, make_settings, retailer_spec
@@ -222,7 +223,7 @@ def carts_like(values: list[float], devices: list[str]) -> list[dict[str, Any]]:
 
 def test_drift_tells_a_stable_stream_from_a_shifted_one(world: Any) -> None:
     svc, settings, clock = world
-    values = [5.0 + (i * 7.3) % 200 for i in range(300)]
+    values = [5.0 + (i * 7.3) % 200 for i in range(400)]
     training = carts_like(values, ["mobile", "desktop"])
     profile = drift.profile_of(CartIn.model_validate({
         "retailer_id": "store_1", "item_count": 2, "inactivity_hours": 1.0,
@@ -234,12 +235,12 @@ def test_drift_tells_a_stable_stream_from_a_shifted_one(world: Any) -> None:
     body = stats_over_http(svc, settings, clock)
     assert body["drift"]["status"] == "insufficient_data"  # nothing scored yet
 
-    score(svc, training[:150])  # the same mix as training
+    score(svc, training[:250])  # the same mix as training
     rollup(svc.store, as_of=clock.now)
     stable = stats_over_http(svc, settings, clock)["drift"]
     assert stable["status"] == "stable", stable
     assert stable["model_version"] == "m-1"
-    assert stable["carts"] == 150
+    assert stable["carts"] == 250
 
     clock.now = DAY0 + timedelta(days=1)
     score(svc, carts_like([400.0 + i for i in range(300)], ["tablet"]))  # big carts, tablets
@@ -316,3 +317,35 @@ def test_the_log_keeps_predictions_through_a_store_outage() -> None:
     store.down = False
     assert recorder.flush(store) == 5  # type: ignore[arg-type]
     assert [r.cart_id for r in store.rows] == ["c2", "c3", "c4", "c5", "c6"]
+
+
+def test_under_the_pooled_model_drift_compares_with_the_retailers_own_training_carts(
+    world: Any,
+) -> None:
+    svc, settings, clock = world
+    svc.retailers.update("store_1", {"pooled_learning": True})
+    mine = [{"cart_id": f"m{i}", "cart_value": 30.0 + i % 20} for i in range(250)]
+    others = [{"cart_id": f"o{i}", "cart_value": 900.0} for i in range(150)]  # unlike mine
+
+    def profile(carts: list[dict[str, Any]]) -> dict[str, list[int]]:
+        base = {"retailer_id": "store_1", "item_count": 2, "inactivity_hours": 1.0,
+                "device_type": "mobile", "shipping_speed": "standard"}  # fmt: skip
+        return drift.profile_of(CartIn.model_validate({**base, **c}) for c in carts)
+
+    pooled = trained("m-pool")
+    for members, version_id in (({"store_1": profile(mine), "other": profile(others)}, "m-p1"),
+                                ({"other": profile(others)}, "m-p2")):  # fmt: skip
+        version = replace(pooled, version_id=version_id, scope=POOLED_SCOPE,
+                          profile={"by_retailer": members})  # fmt: skip
+        svc.store.add_model_version(version=version)
+        svc.store.set_served(scope=POOLED_SCOPE, version_id=version_id, action="promote", at=DAY0)
+        svc.notifier.changed("store_1")
+        if version_id == "m-p1":
+            score(svc, mine)
+            rollup(svc.store, as_of=clock.now)
+            body = stats_over_http(svc, settings, clock)["drift"]
+            assert (body["status"], body["model_version"]) == ("stable", "m-p1")  # vs its own
+        else:
+            body = stats_over_http(svc, settings, clock)["drift"]
+            assert body["status"] == "unavailable"
+            assert "trained without carts of yours" in body["reason"]

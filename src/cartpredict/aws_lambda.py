@@ -8,11 +8,12 @@ container runs nothing between invocations, so instead of a background poller, a
 first reads the change feed when ``sync_interval_s`` has passed since the last read (one
 indexed query). Changes made elsewhere are therefore seen on the first invocation after that
 interval, as the 2 s bound requires; if the store cannot be read for longer than the feed
-keeps its entries, the cache is dropped and read afresh. Predictions buffered for the
-prediction log are written by the first invocation after ``FLUSH_EVERY_S`` (so a container
-that is reclaimed can lose at most that last second of its log). A scheduled event (EventBridge,
-``"source": "aws.events"``, e.g. every 5 minutes) does the upkeep a server does in the
-background: writes the buffer, brings the daily stats up to date, purges what has expired.
+keeps its entries, the cache is dropped once the feed can be read again. Predictions
+buffered for the prediction log are written by the first invocation after ``FLUSH_EVERY_S``
+(so a container that is reclaimed can lose at most that last second of its log). A
+scheduled event (EventBridge, ``"source": "aws.events"``, e.g. every 5 minutes) does the upkeep
+a server does in the background: writes the buffer, brings the daily stats up to date, purges
+what has expired.
 The app's lifespan is not run per
 invocation (Mangum's default would open and close the database around every request): the
 store is checked once, when the container starts.
@@ -34,6 +35,7 @@ from mangum import Mangum
 from .api.app import check_store, create_app
 from .recorder import FLUSH_EVERY_S
 from .retention import purge_now
+from .storage.engine import describe
 from .sync import ChangeFeed, FeedKeeper
 
 log = logging.getLogger(__name__)
@@ -61,14 +63,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             _keeper.tick()  # prunes the feed too: no server may be running to do it
         except Exception as exc:  # serve from the cache meanwhile
-            log.warning("change feed poll failed: %s", exc)
+            log.warning("change feed poll failed: %s", describe(exc))
     response = _adapter(event, context)
     if len(_services.recorder) and now - _last_flush >= FLUSH_EVERY_S:
         _last_flush = now
         try:
             _services.recorder.flush(_services.store)
         except Exception as exc:  # the rows stay buffered for the next attempt
-            log.warning("prediction log write failed: %s", exc)
+            log.warning("prediction log write failed: %s", describe(exc))
     return response
 
 

@@ -751,9 +751,10 @@ def _require_free_port(host: str, port: int) -> None:
 
 def _demo_history(settings: Settings) -> None:
     from .clock import utcnow
-    from .experiments import load_simulation
+    from .experiments import load_simulation, log_simulated_predictions
     from .models.training import Trainer
     from .simulate import simulate as draw
+    from .stats import rollup
 
     now = utcnow().replace(minute=0, second=0, microsecond=0)
     others = [{"retailer_id": f"demo_store_{i:02d}"} for i in range(len(DEMO_RETAILERS) + 1, 21)]
@@ -764,6 +765,13 @@ def _demo_history(settings: Settings) -> None:
         click.echo(f"Simulated history: {len(sim.retailers)} retailers, {len(sim.carts)} carts "
                    f"over 14 days ({sum(stored.values())} new events stored)")  # fmt: skip
         outcomes = Trainer(svc.store, clock=svc.clock, progress=_progress("training")).run()
+        demo_ids = [r["retailer_id"] for r in DEMO_RETAILERS]
+        if not set(demo_ids) & set(svc.store.first_scored()):  # once: a rerun adds none
+            logged = log_simulated_predictions(sim, svc.tenants, svc.store, retailer_ids=demo_ids,
+                                               now=now)  # fmt: skip
+            days = rollup(svc.store, as_of=now)
+            click.echo(f"Prediction history for the demo retailers: {logged} predictions, "
+                       f"{days} daily aggregates (GET /retailer/{{id}}/stats)")  # fmt: skip
     _echo_outcomes(outcomes)
     click.echo()
 

@@ -18,11 +18,11 @@ from .models.baseline import BaselineRule
 from .models.logistic import LogisticModel
 from .models.registry import ModelRegistry
 from .models.training import Outcome, Trainer
-from .schemas import EventsIn, RetailerCreate
-from .service import EventService, retailer_record
+from .schemas import CartIn, EventsIn, RetailerCreate
+from .service import EventService, Tenants, retailer_record
 from .simulate import Simulation, simulate
 from .snapshots import snapshots, split_by_time
-from .storage import POOLED_SCOPE, Retailer, Store, open_store
+from .storage import POOLED_SCOPE, Retailer, ScoredCart, Store, open_store
 from .storage.migrate import upgrade
 
 EVENT_BATCH = 5_000
@@ -48,6 +48,41 @@ def load_simulation(sim: Simulation, store: Store, *, now: datetime) -> dict[str
             )
             stored[retailer_id] += service.ingest(retailers[retailer_id], batch.events)
     return stored
+
+
+def log_simulated_predictions(
+    sim: Simulation,
+    tenants: Tenants,
+    store: Store,
+    *,
+    retailer_ids: Iterable[str],
+    now: datetime,
+    after: timedelta = timedelta(hours=1),
+) -> int:
+    """Fill the prediction log as if each retailer's site had asked, ``after`` into every
+    cart's inactivity, whether to send a reminder (carts bought by then are not asked about),
+    and the model serving it now had answered. Return how many predictions were logged."""
+    chosen = set(retailer_ids)
+    logged: list[ScoredCart] = []
+    for cart in sim.carts:
+        at = cart.at + after
+        if cart.retailer_id not in chosen or at > now:
+            continue
+        if cart.purchased_at is not None and cart.purchased_at <= at:
+            continue
+        tenant = tenants.load(cart.retailer_id)
+        body = CartIn(retailer_id=cart.retailer_id, cart_id=cart.cart_id,
+                      cart_value=cart.cart_value, item_count=cart.item_count,
+                      inactivity_hours=after.total_seconds() / 3600,
+                      device_type=cart.device_type, shipping_speed=cart.shipping_speed)  # fmt: skip
+        score = tenant.model.score(body, tenant.retailer)
+        logged.append(
+            ScoredCart(cart.retailer_id, at, cart.cart_id, tenant.model.version,
+                       score.p_abandoned, score.abandoned, cart.cart_value, cart.item_count,
+                       cart.device_type, cart.shipping_speed)
+        )  # fmt: skip
+    store.add_scored_carts(carts=logged)
+    return len(logged)
 
 
 def simulated_evaluation(

@@ -31,13 +31,13 @@ from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
 from .service import Tenants
 from .settings import K_ANONYMITY
-from .storage import DailyStats, ScoredCart, Store
+from .storage import POOLED_SCOPE, DailyStats, ScoredCart, Store
 
 P_BINS = 10  # the distribution of P(abandoned): ten bins of 0.1
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
 DRIFT_DAYS = 7
-MIN_DRIFT_CARTS = 100  # below this, PSI says more about chance than about drift
+MIN_DRIFT_CARTS = 200  # below this, PSI says more about chance than about drift
 MAX_DAYS = 90
 OUTCOMES = ("tp", "fp", "fn", "tn", "pending", "without_cart_id")
 
@@ -296,13 +296,24 @@ class StatsService:
 
         if version is None:
             return unavailable("unavailable", "served by the baseline rule: nothing to compare")
-        if version.profile is None:
-            return unavailable("unavailable", "the served model predates training profiles")
+        profile = version.profile
+        old = "the served model predates training profiles"
+        if version.scope == POOLED_SCOPE:  # compared with this retailer's share of its carts
+            members = (profile or {}).get("by_retailer")
+            if members is None:
+                return unavailable("unavailable", old)
+            profile = members.get(retailer.retailer_id)
+            if profile is None:
+                return unavailable(
+                    "unavailable", "served by the pooled model, trained without carts of yours"
+                )
+        elif profile is None:
+            return unavailable("unavailable", old)
         if carts < MIN_DRIFT_CARTS:
             return unavailable(
                 "insufficient_data", f"fewer than {MIN_DRIFT_CARTS} carts scored in the window"
             )
         recent = drift.merged(r.figures["profile"] for r in rows)
-        compared = drift.compare(version.profile, recent)
+        compared = drift.compare(profile, recent)
         return {**compared, "reason": None, "window": window,
                 "model_version": version.version_id, "carts": carts}  # fmt: skip

@@ -47,12 +47,15 @@ class ChangeFeed:
         """Invalidate every retailer changed since the last poll; return how many changes.
 
         If the last successful read is so old that entries since then may have been pruned,
-        the whole cache is dropped: everything is read afresh from the store."""
+        the whole cache is dropped: everything is read afresh from the store. That happens
+        once the feed can be read again, not while it cannot: a store that is down for long
+        changes nothing meanwhile, and the cache keeps serving what it holds."""
         now = self._monotonic()
+        low = max(0, self._max - LOOKBACK)
+        changed = self._store.changes_after(seq=low)  # raises while the store is down
         if now - self._last_read > FEED_RETENTION.total_seconds() / 2:
             self._cache.clear()
-        low = max(0, self._max - LOOKBACK)
-        fresh = [c for c in self._store.changes_after(seq=low) if c.seq not in self._seen]
+        fresh = [c for c in changed if c.seq not in self._seen]
         for change in fresh:
             self._cache.invalidate(change.retailer_id)
             self._seen.add(change.seq)
@@ -83,19 +86,29 @@ class RedisBus:
         self._client.ping()
 
     async def listen(self, cache: TenantCache, *, retry_s: float = 1.0) -> None:
+        """Invalidate each retailer announced on the channel, for ever. A lost subscription
+        is retried every ``retry_s``, with one warning when it is lost and one line when it
+        is back (messages sent meanwhile are lost: the change feed carries those changes)."""
         import redis
         import redis.asyncio as aioredis
 
+        lost = False
         while True:
             client: Any = aioredis.Redis.from_url(self._url)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
+                    if lost:
+                        log.info("redis subscription restored")
+                        lost = False
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             cache.invalidate(message["data"].decode())
             except (redis.RedisError, OSError) as exc:
-                log.warning("redis subscription lost (%s); retrying in %.1fs", exc, retry_s)
+                if not lost:
+                    log.warning("redis subscription lost (%s); retrying every %gs, the change "
+                                "feed carries changes meanwhile", exc, retry_s)  # fmt: skip
+                    lost = True
                 await asyncio.sleep(retry_s)
             finally:
                 await client.aclose()

@@ -22,6 +22,7 @@ from ..recorder import FLUSH_EVERY_S
 from ..retention import purge_now
 from ..settings import Settings
 from ..stats import rollup_now
+from ..storage.engine import describe
 from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, FeedKeeper
 from . import errors
@@ -81,7 +82,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             await run_in_threadpool(svc.recorder.flush, svc.store)
         except Exception as exc:
-            log.warning("%d predictions not written to the log: %s", len(svc.recorder), exc)
+            log.warning("%d predictions not written to the log: %s", len(svc.recorder),
+                        describe(exc))  # fmt: skip
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from ..errors import (
@@ -14,13 +17,17 @@ from ..errors import (
     InvalidInput,
     MethodNotAllowed,
     RouteNotFound,
+    StoreUnavailable,
     UnsupportedMediaType,
     error_body,
     field_path,
 )
+from ..storage.engine import describe, unavailable
 from .deps import json_response
 
 log = logging.getLogger(__name__)
+
+OUTAGE_LOG_EVERY_S = 10.0
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -80,6 +87,36 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(body, exc.status_code, dict(exc.headers or {}) or None)
 
 
+class _OutageLog:
+    """During an outage every request that needs the store fails: one warning at first, then
+    at most one every ``OUTAGE_LOG_EVERY_S`` with how many were refused meanwhile."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+        self._quiet = 0
+
+    def refused(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._quiet += 1
+            return
+        more = f" ({self._quiet} more refused since the last warning)" if self._quiet else ""
+        log.warning("store unavailable, answering 503: %s%s", describe(exc), more)
+        self._next, self._quiet = now + OUTAGE_LOG_EVERY_S, 0
+
+
+_outage_log = _OutageLog()
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """The store did not answer: a 503 the client may retry (``Retry-After``), not a 500.
+    Any other database error is a bug, left to the handler of unexpected errors."""
+    if not unavailable(exc):
+        raise exc
+    _outage_log.refused(exc)
+    return await _app_error(request, StoreUnavailable())
+
+
 async def _unexpected(_: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return json_response(CartPredictError().body(), 500)
@@ -89,4 +126,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CartPredictError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -305,12 +305,23 @@ class Trainer:
                 threshold=model.threshold,
                 metrics=report,
                 model=model.to_dict(),
-                profile=drift.profile_of(train.rows),
+                profile=_profile(scope, train),
             )
         )
         if promote:
             self._store.set_served(scope=scope, version_id=model.version, action="promote", at=now)
         return Outcome(scope, "promoted" if promote else "kept", model.version, report)
+
+
+def _profile(scope: str, train: Labelled) -> dict[str, Any]:
+    """The training carts' histograms, for drift. The pooled model keeps one per member, so
+    each retailer's drift compares its recent carts with its own share of the training carts."""
+    if scope != POOLED_SCOPE:
+        return drift.profile_of(train.rows)
+    by_retailer: dict[str, list[Snapshot]] = {}
+    for row, retailer in zip(train.rows, train.retailers, strict=True):
+        by_retailer.setdefault(retailer.retailer_id, []).append(row)
+    return {"by_retailer": {rid: drift.profile_of(rows) for rid, rows in by_retailer.items()}}
 
 
 def _enough(data: Labelled, *, carts: int = MIN_CARTS) -> bool:

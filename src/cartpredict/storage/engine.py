@@ -6,8 +6,30 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 CONNECT_TIMEOUT_S = 5
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the store did not answer, so the same call may
+    succeed later: the server refused or dropped the connection (OperationalError,
+    InterfaceError), a connection died mid-statement (``connection_invalidated``), or every
+    pooled connection stayed busy (the pool's TimeoutError). Other errors are bugs."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the error's type and, for a database error, the driver's first
+    line only; never the statement or its parameters, which may carry request data."""
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).strip().splitlines()
+        return f"{type(exc).__name__}: {reason[0] if reason else type(exc.orig).__name__}"
+    first = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
 
 
 def make_engine(url: str) -> Engine:

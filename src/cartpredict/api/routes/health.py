@@ -40,6 +40,7 @@ def _checks(svc: Services) -> dict[str, str]:
     """Redis is optional: without it, changes still reach workers through the change feed."""
     checks: dict[str, str] = {}
     try:
+        svc.store.ping()  # a store that is down says so (the revision alone would read None)
         revision = svc.store.schema_revision()
         checks["store"] = "ok" if revision == SCHEMA_REVISION else f"schema {revision}"
     except Exception as exc:
