@@ -317,3 +317,13 @@ def test_bad_request_gets_its_status_and_the_error_shape_and_writes_nothing(
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
     assert snapshot(database_url) == before
+
+
+@pytest.mark.parametrize("path", ["/retailer/a%00b", "/retailer/a%00b/stats", "/retailer/%20x"])
+def test_a_path_id_no_retailer_can_have_is_a_404_on_every_backend(
+    client: TestClient, path: str
+) -> None:
+    """PostgreSQL refuses a NUL in text: such an id is answered before the store sees it."""
+    response = client.get(path, headers=OPERATOR)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "retailer_not_found"

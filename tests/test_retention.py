@@ -21,17 +21,9 @@ from cartpredict.stats import rollup
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from cartpredict.storage.migrate import upgrade
 
-from .conftest import make_settings, retailer_spec
+from .conftest import SettableClock, make_settings, retailer_spec
 
 DAY0 = datetime(2026, 1, 1, 9, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = DAY0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def version(scope: str, version_id: str, created_at: datetime) -> ModelVersion:
@@ -59,7 +51,7 @@ def events(n: int, start: int = 0) -> Any:
 @pytest.fixture
 def world(database_url: str) -> Any:
     upgrade(database_url)
-    clock = Clock()
+    clock = SettableClock(DAY0)
     settings = make_settings(database_url)
     svc = build_services(settings, clock)
     spec = retailer_spec("store_1", pooled_learning=True)
@@ -68,14 +60,15 @@ def world(database_url: str) -> Any:
     svc.close()
 
 
-def score(svc: Any, n: int, start: int = 0) -> None:
-    """Predictions for ``n`` carts, logged as the service logs them."""
+def score(svc: Any, n: int, start: int = 0, anonymous: int = 0) -> None:
+    """Predictions for ``n`` carts with ids (rows of the log) and ``anonymous`` without (only
+    counted), recorded as the service records them."""
     tenant = svc.tenants.load("store_1")
-    for i in range(start, start + n):
+    for i in range(start, start + n + anonymous):
         cart = CartIn.model_validate({
-            "retailer_id": "store_1", "cart_id": f"c{i}", "cart_value": 20.0 + i,
+            "retailer_id": "store_1", "cart_value": 20.0 + i,
             "item_count": 1, "inactivity_hours": 1.0, "device_type": "mobile",
-            "shipping_speed": "standard",
+            "shipping_speed": "standard", **({"cart_id": f"c{i}"} if i < start + n else {}),
         })  # fmt: skip
         svc.predictor.predict(tenant, cart)
     svc.recorder.flush(svc.store)
@@ -97,7 +90,7 @@ def test_raw_rows_go_after_14_days_and_aggregates_after_90(world: Any, database_
     svc, settings, clock = world
     retailer = svc.store.get_retailer(retailer_id="store_1")
     svc.events.ingest(retailer, events(5))  # received on day 0
-    score(svc, 12)  # scored on day 0
+    score(svc, 12, anonymous=3)  # scored on day 0
     svc.store.add_model_version(version=version("store_1", "m-day0", DAY0))
     svc.store.set_served(scope="store_1", version_id="m-day0", action="promote", at=DAY0)
     clock.now = DAY0 + timedelta(days=10)
@@ -110,12 +103,14 @@ def test_raw_rows_go_after_14_days_and_aggregates_after_90(world: Any, database_
     dry = purge(svc.store, settings, as_of=day15, dry_run=True)
     assert dry.removed["events"] == 5
     assert dry.removed["prediction_log"] == 12
+    assert dry.removed["prediction_counts"] == 1  # day 0's three, counted in one write
     assert len(svc.store.events(retailer_id="store_1")) == 8  # a dry run removes nothing
     assert len(logged(svc)) == 14
 
     report = purge(svc.store, settings, as_of=day15)
-    assert report.removed == {"events": 5, "prediction_log": 12, "daily_stats": 0,
-                              "model_versions": 0, "served_models": 0, "model_log": 0}  # fmt: skip
+    assert report.removed == {"events": 5, "prediction_log": 12, "prediction_counts": 1,
+                              "daily_stats": 0, "model_versions": 0, "served_models": 0,
+                              "model_log": 0}  # fmt: skip
     left = svc.store.events(retailer_id="store_1")
     assert sorted(e.event_id for e in left) == ["e5", "e6", "e7"]  # day 10's, none of day 0's
     assert logged(svc) == ["c100", "c101"]  # day 10's predictions, none of day 0's

@@ -42,10 +42,10 @@ def populate(svc: Any, retailer_id: str) -> None:
     ]})  # fmt: skip
     svc.events.ingest(retailer, batch.events)
     tenant = svc.tenants.load(retailer_id)
-    for i in range(4):
-        cart = CartIn.model_validate({"retailer_id": retailer_id, "cart_id": f"c{i}",
-            "cart_value": 12.0, "item_count": 1, "inactivity_hours": 1.0,
-            "device_type": "desktop", "shipping_speed": "standard"})  # fmt: skip
+    for i in range(6):  # four logged with their cart ids, two only counted
+        cart = CartIn.model_validate({"retailer_id": retailer_id, "cart_value": 12.0,
+            "item_count": 1, "inactivity_hours": 1.0, "device_type": "desktop",
+            "shipping_speed": "standard", **({"cart_id": f"c{i}"} if i < 4 else {})})  # fmt: skip
         svc.predictor.predict(tenant, cart)
     svc.recorder.flush(svc.store)
     version = ModelVersion(

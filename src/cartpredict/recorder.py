@@ -1,9 +1,14 @@
-"""The prediction log's writer: predictions are buffered in memory and written in bulk.
+"""The prediction log's writer: what the daily stats need, kept in memory and written in bulk.
 
-Scoring a cart appends one tuple here (well under a microsecond); a background task (or, on
-Lambda, the next invocation once ``FLUSH_EVERY_S`` has passed) writes the buffer in one
-transaction. If the store is down the rows wait, up to ``MAX_BUFFERED``; past that the oldest
-are dropped and counted, so an outage can never exhaust memory or slow serving.
+A prediction that names its cart (``cart_id``) is a row of the prediction log: its outcome is
+known once the retailer's purchase events arrive. One without has no outcome to wait for, so it
+is only counted, into in-memory figures per retailer and day (``tally.py``), and never stored
+as a row of its own (data minimisation; it also saves the database a row per prediction).
+
+A background task (or, on Lambda, the next invocation once ``FLUSH_EVERY_S`` has passed) writes
+both in one go. If the store is down, rows wait, up to ``MAX_BUFFERED``; past that the oldest
+are dropped and counted, so an outage can never exhaust memory or slow serving. Counts always
+wait (they take a few hundred bytes per retailer and day).
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
+from . import tally
 from .storage import ScoredCart, Store
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ class PredictionRecorder:
         self._on_written = on_written
         self._on_dropped = on_dropped
         self._flushing = threading.Lock()
+        self._counting = threading.Lock()
+        self._counts: dict[tuple[str, date], dict[str, Any]] = {}
 
     def record(
         self,
@@ -53,8 +62,18 @@ class PredictionRecorder:
         device_type: str,
         shipping_speed: str,
     ) -> None:
+        now = self._clock()
+        if cart_id is None:
+            cart = _Cart(cart_value, item_count, device_type, shipping_speed)
+            with self._counting:
+                figures = self._counts.get((retailer_id, now.date()))
+                if figures is None:
+                    figures = self._counts[(retailer_id, now.date())] = tally.empty()
+                figures["predictions"] += 1
+                tally.count(figures, cart, p_abandoned, abandoned, "without_cart_id")
+            return
         self._buffer.append(
-            (retailer_id, self._clock(), cart_id, model_version, p_abandoned, abandoned,
+            (retailer_id, now, cart_id, model_version, p_abandoned, abandoned,
              cart_value, item_count, device_type, shipping_speed)
         )  # fmt: skip
         if len(self._buffer) > self._max:
@@ -62,13 +81,25 @@ class PredictionRecorder:
             self._on_dropped(1)
 
     def __len__(self) -> int:
+        """Rows waiting (counts not included)."""
         return len(self._buffer)
 
     def flush(self, store: Store) -> int:
-        """Write what is buffered; return how many rows were written. On failure, the rows
-        not written stay buffered (in order) and the error is raised."""
+        """Write what is buffered; return how many rows were written. On failure, what was
+        not written stays buffered (rows in order) and the error is raised."""
         written = 0
         with self._flushing:  # one flush at a time; recording goes on meanwhile
+            with self._counting:
+                counts, self._counts = self._counts, {}
+            if counts:
+                try:
+                    store.add_prediction_counts(
+                        counts=[(rid, day, figures) for (rid, day), figures in counts.items()],
+                        at=self._clock(),
+                    )
+                except Exception:
+                    self._restore(counts)
+                    raise
             while self._buffer:
                 n = min(BATCH, len(self._buffer))
                 rows = [self._buffer.popleft() for _ in range(n)]
@@ -82,9 +113,31 @@ class PredictionRecorder:
                 self._on_written(n)
         return written
 
+    def _restore(self, counts: dict[tuple[str, date], dict[str, Any]]) -> None:
+        with self._counting:
+            for key, figures in counts.items():
+                mine = self._counts.get(key)
+                if mine is not None:
+                    tally.add(figures, mine)
+                self._counts[key] = figures
+
     def _trim(self) -> None:
         excess = len(self._buffer) - self._max
         for _ in range(max(0, excess)):
             self._buffer.popleft()
         if excess > 0:
             self._on_dropped(excess)
+
+
+class _Cart:
+    """What the drift histograms read of a cart."""
+
+    __slots__ = ("cart_value", "device_type", "item_count", "shipping_speed")
+
+    def __init__(
+        self, cart_value: float, item_count: int, device_type: str, shipping_speed: str
+    ) -> None:
+        self.cart_value = cart_value
+        self.item_count = item_count
+        self.device_type = device_type
+        self.shipping_speed = shipping_speed

@@ -35,9 +35,10 @@ def _unique(values: list[T]) -> list[T]:
     return values
 
 
+RETAILER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 RetailerId = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
+    StringConstraints(pattern=RETAILER_ID_PATTERN),
     Field(
         description="Letters, digits, '_', '.', '-'; 1-64 characters, starting with a letter "
         "or digit",

@@ -25,21 +25,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
-from . import drift
+from . import drift, tally
 from .clock import Clock, rfc3339
 from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
 from .service import Tenants
 from .settings import K_ANONYMITY
 from .storage import POOLED_SCOPE, DailyStats, ScoredCart, Store
+from .tally import OUTCOMES, P_BINS
 
-P_BINS = 10  # the distribution of P(abandoned): ten bins of 0.1
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
 DRIFT_DAYS = 7
 MIN_DRIFT_CARTS = 200  # below this, PSI says more about chance than about drift
 MAX_DAYS = 90
-OUTCOMES = ("tp", "fp", "fn", "tn", "pending", "without_cart_id")
 
 T = TypeVar("T")
 
@@ -48,33 +47,26 @@ T = TypeVar("T")
 
 
 def day_figures(
-    carts: Sequence[ScoredCart], purchases: Mapping[str, Sequence[datetime]], *, as_of: datetime
+    carts: Sequence[ScoredCart],
+    purchases: Mapping[str, Sequence[datetime]],
+    *,
+    as_of: datetime,
+    counted: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """One day's aggregate of one retailer's predictions (``carts`` oldest first)."""
+    """One day's aggregate of one retailer's predictions: the logged ones (``carts``, oldest
+    first, each with its cart id) and those counted in memory without an id (``counted``)."""
     latest: dict[str, ScoredCart] = {}
-    anonymous: list[ScoredCart] = []
     for cart in carts:
-        if cart.cart_id is None:
-            anonymous.append(cart)
-        else:
+        if cart.cart_id is not None:
             latest[cart.cart_id] = cart
-    units = [*latest.values(), *anonymous]
-    distribution = [0] * P_BINS
-    outcomes = dict.fromkeys(OUTCOMES, 0)
-    p_sum = 0.0
-    for cart in units:
-        distribution[min(int(cart.p_abandoned * P_BINS), P_BINS - 1)] += 1
-        p_sum += cart.p_abandoned
-        outcomes[_outcome(cart, purchases, as_of)] += 1
-    return {
-        "predictions": len(carts),
-        "carts": len(units),
-        "predicted_abandoned": sum(1 for c in units if c.abandoned),
-        "p_abandoned_sum": p_sum,
-        "distribution": distribution,
-        "outcomes": outcomes,
-        "profile": drift.profile_of(units),
-    }
+    figures = tally.empty()
+    figures["predictions"] = len(carts)
+    for cart in latest.values():
+        tally.count(figures, cart, cart.p_abandoned, cart.abandoned,
+                    _outcome(cart, purchases, as_of))  # fmt: skip
+    for partial in counted:
+        tally.add(figures, partial)
+    return figures
 
 
 def _outcome(cart: ScoredCart, purchases: Mapping[str, Sequence[datetime]], as_of: datetime) -> str:
@@ -98,10 +90,10 @@ def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> 
     """Recompute every day not yet final that still has logged predictions (each retailer's,
     or one's); return how many retailer-days were written."""
     written = 0
-    for rid, first_at in store.first_scored().items():
+    for rid, first_day in store.first_scored().items():
         if retailer_id is not None and rid != retailer_id:
             continue
-        first_day, last_day = first_at.astimezone(UTC).date(), as_of.astimezone(UTC).date()
+        last_day = as_of.astimezone(UTC).date()
         final = {
             d.day for d in store.daily_stats(retailer_id=rid, start=first_day, end=last_day)
             if d.final
@@ -113,6 +105,7 @@ def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> 
         by_day: dict[date, list[ScoredCart]] = defaultdict(list)
         for cart in store.scored_carts(retailer_id=rid, start=start, end=end):
             by_day[cart.at.astimezone(UTC).date()].append(cart)
+        counted = store.prediction_counts(retailer_id=rid, start=open_days[0], end=open_days[-1])
         purchases: dict[str, list[datetime]] = defaultdict(list)
         for cart_id, at in store.purchases(
             retailer_id=rid, start=start, end=end + OUTCOME_WINDOW + timedelta(seconds=1)
@@ -124,10 +117,12 @@ def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> 
                 day=day,
                 computed_at=as_of,
                 final=as_of >= day_bounds(day)[1] + OUTCOME_WINDOW + LATE_EVENTS,
-                figures=day_figures(by_day[day], purchases, as_of=as_of),
+                figures=day_figures(
+                    by_day[day], purchases, as_of=as_of, counted=counted.get(day, ())
+                ),
             )
             for day in open_days
-            if by_day.get(day)  # a day whose raw rows are gone keeps the row it has
+            if by_day.get(day) or counted.get(day)  # a day whose raw rows are gone keeps its row
         ]
         store.put_daily_stats(retailer_id=rid, days=rows)
         written += len(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -12,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from ..auth import Principal, bearer_token
 from ..cache import Tenant
 from ..container import Services
+from ..errors import RetailerNotFound
+from ..schemas import RETAILER_ID_PATTERN
 
 
 def services(request: Request) -> Services:
@@ -46,9 +49,15 @@ async def operator(caller: PrincipalDep) -> Principal:
 OperatorDep = Annotated[Principal, Depends(operator)]
 
 
+_RETAILER_ID = re.compile(RETAILER_ID_PATTERN)
+
+
 async def path_retailer(retailer_id: str, caller: PrincipalDep) -> str:
-    """The ``{retailer_id}`` of the path, once the caller may act on it."""
+    """The ``{retailer_id}`` of the path, once the caller may act on it. An id no retailer
+    can have is no retailer's, answered before the store sees it (PostgreSQL refuses a NUL)."""
     caller.require_access(retailer_id)
+    if not _RETAILER_ID.fullmatch(retailer_id):
+        raise RetailerNotFound()
     return retailer_id
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ..errors import (
     CartPredictError,
@@ -80,7 +81,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return await _app_error(request, RouteNotFound())
     if exc.status_code == 405:
-        return await _app_error(request, MethodNotAllowed(headers=exc.headers))
+        return await _app_error(request, MethodNotAllowed(headers={"Allow": _allowed(request)}))
     if exc.status_code == 400:
         return await _app_error(request, InvalidInput(str(exc.detail)))
     body = error_body(exc.status_code, "http_error", str(exc.detail))
@@ -115,6 +116,17 @@ async def _database_error(request: Request, exc: Exception) -> Response:
         raise exc
     _outage_log.refused(exc)
     return await _app_error(request, StoreUnavailable())
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path takes: the framework's own Allow names one route's only, and
+    FastAPI makes a route per method."""
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 async def _unexpected(_: Request, exc: Exception) -> Response:

@@ -187,8 +187,19 @@ class Store(Protocol):
     ) -> Sequence[ScoredCart]:
         """The retailer's predictions made in ``[start, end)``, oldest first."""
 
-    def first_scored(self) -> Mapping[str, datetime]:
-        """Operator-level: each retailer with logged predictions, and the oldest one's time."""
+    def add_prediction_counts(
+        self, *, counts: Sequence[tuple[str, date, Mapping[str, Any]]], at: datetime
+    ) -> None:
+        """Append (retailer_id, day, figures) counted in memory, written at ``at``."""
+
+    def prediction_counts(
+        self, *, retailer_id: str, start: date, end: date
+    ) -> Mapping[date, Sequence[Mapping[str, Any]]]:
+        """The retailer's counted figures for days in ``[start, end]``, by day."""
+
+    def first_scored(self) -> Mapping[str, date]:
+        """Operator-level: each retailer with predictions logged or counted, and the first
+        day of them still held."""
 
     def purchases(
         self, *, retailer_id: str, start: datetime, end: datetime

@@ -29,6 +29,7 @@ from .tables import (
     daily_stats,
     model_log,
     model_versions,
+    prediction_counts,
     prediction_log,
     retailers,
     served_models,
@@ -335,13 +336,44 @@ class SqlStore:
             for r in rows
         ]
 
-    def first_scored(self) -> Mapping[str, datetime]:
-        log = prediction_log.c
-        with self._read() as conn:
+    def add_prediction_counts(
+        self, *, counts: Sequence[tuple[str, date, Mapping[str, Any]]], at: datetime
+    ) -> None:
+        if not counts:
+            return
+        rows = [{"retailer_id": r, "day": d, "at": at, "figures": dict(f)} for r, d, f in counts]
+        with self._write() as conn:
+            conn.execute(insert(prediction_counts), rows)
+
+    def prediction_counts(
+        self, *, retailer_id: str, start: date, end: date
+    ) -> Mapping[date, Sequence[Mapping[str, Any]]]:
+        c = prediction_counts.c
+        with self._read(retailer_id) as conn:
             rows = conn.execute(
+                select(c.day, c.figures)
+                .where(c.retailer_id == retailer_id, c.day >= start, c.day <= end)
+                .order_by(c.id)
+            ).all()
+        by_day: dict[date, list[Mapping[str, Any]]] = {}
+        for row in rows:
+            by_day.setdefault(row.day, []).append(row.figures)
+        return by_day
+
+    def first_scored(self) -> Mapping[str, date]:
+        log, counted = prediction_log.c, prediction_counts.c
+        with self._read() as conn:
+            logged = conn.execute(
                 select(log.retailer_id, func.min(log.at)).group_by(log.retailer_id)
             ).all()
-        return {r[0]: _utc(r[1]) for r in rows}
+            days = conn.execute(
+                select(counted.retailer_id, func.min(counted.day)).group_by(counted.retailer_id)
+            ).all()
+        first: dict[str, date] = {r[0]: _utc(r[1]).date() for r in logged}
+        for retailer_id, day in days:
+            day = date.fromisoformat(day) if isinstance(day, str) else day
+            first[retailer_id] = min(day, first.get(retailer_id, day))
+        return first
 
     def purchases(
         self, *, retailer_id: str, start: datetime, end: datetime
@@ -439,11 +471,13 @@ class SqlStore:
         expiring = served_models.c.version_id.in_(old_versions)
         old_log = model_log.c.at < aggregates_before
         old_predictions = prediction_log.c.at < raw_before
+        old_counts = prediction_counts.c.at < raw_before
         old_days = daily_stats.c.day < aggregates_before.astimezone(UTC).date()
         with self._write() as conn:
             counts = {
                 "events": _count(conn, events_table, old_events),
                 "prediction_log": _count(conn, prediction_log, old_predictions),
+                "prediction_counts": _count(conn, prediction_counts, old_counts),
                 "daily_stats": _count(conn, daily_stats, old_days),
                 "model_versions": _count(conn, model_versions,
                                          model_versions.c.created_at < aggregates_before),
@@ -456,6 +490,7 @@ class SqlStore:
             expired = conn.execute(served.where(expiring)).all()
             conn.execute(delete(events_table).where(old_events))
             conn.execute(delete(prediction_log).where(old_predictions))
+            conn.execute(delete(prediction_counts).where(old_counts))
             conn.execute(delete(daily_stats).where(old_days))
             conn.execute(delete(model_log).where(old_log))
             for scope, version_id in expired:  # stops serving: the pooled model or the baseline

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 ID_LENGTH = 64
 
@@ -166,6 +166,22 @@ prediction_log = Table(
     Index("ix_prediction_log_at", "at"),  # retention purges by time
 )
 
+# Raw too: predictions without a cart id, counted in memory and written at ``at`` (several
+# rows per retailer and day add up; a write may hold a single prediction).
+prediction_counts = Table(
+    "prediction_counts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("retailer_id", String(ID_LENGTH), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("figures", JSON, nullable=False),
+    Index("ix_prediction_counts_retailer_day", "retailer_id", "day"),
+    Index("ix_prediction_counts_at", "at"),  # retention purges by time
+)
+
 # Aggregates: one row per retailer and day (the aggregate retention).
 daily_stats = Table(
     "daily_stats",
@@ -181,6 +197,7 @@ daily_stats = Table(
 TENANT_TABLES: tuple[Table, ...] = (
     events,
     prediction_log,
+    prediction_counts,
     daily_stats,
     model_log,
     served_models,
@@ -190,5 +207,5 @@ TENANT_TABLES: tuple[Table, ...] = (
 )
 
 # What retention deletes (retention.py): raw rows after at most 14 days, aggregates after 90.
-RAW_TABLES: tuple[Table, ...] = (events, prediction_log)
+RAW_TABLES: tuple[Table, ...] = (events, prediction_log, prediction_counts)
 AGGREGATE_TABLES: tuple[Table, ...] = (daily_stats, model_versions, model_log)

@@ -14,7 +14,7 @@ router = APIRouter(tags=["predictions"])
 @router.post(
     "/predict_cart",
     response_model=PredictionOut,
-    responses=errors(401, 404, 413, 422),
+    responses=errors(401, 404, 413, 415, 422),
     summary="Will this cart be purchased or abandoned in the next 24 hours?",
 )
 async def predict_cart(cart: CartIn, caller: PrincipalDep, svc: ServicesDep) -> Response:
@@ -26,7 +26,7 @@ async def predict_cart(cart: CartIn, caller: PrincipalDep, svc: ServicesDep) -> 
 @router.post(
     "/predict_cart/batch",
     response_model=BatchOut,
-    responses=errors(401, 404, 413, 422),
+    responses=errors(401, 404, 413, 415, 422),
     summary="Score up to 1,000 carts; one prediction per cart, in order",
 )
 async def predict_batch(batch: BatchIn, caller: PrincipalDep, svc: ServicesDep) -> Response:

@@ -15,7 +15,7 @@ router = APIRouter(tags=["retailers"])
     "/retailer",
     status_code=201,
     response_model=RetailerCreated,
-    responses=errors(401, 403, 409, 413, 422),
+    responses=errors(401, 403, 409, 413, 415, 422),
     summary="Create a retailer (operator key); returns its API key once",
 )
 def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep) -> Response:
@@ -41,7 +41,7 @@ async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response
 @router.patch(
     "/retailer/{retailer_id}",
     response_model=RetailerPublic,
-    responses=errors(401, 404, 413, 422),
+    responses=errors(401, 404, 413, 415, 422),
     summary="Change some of a retailer's configuration",
 )
 def update_retailer(
