@@ -303,3 +303,17 @@ def test_single_class_report_still_draws(tmp_path: Path) -> None:
 def test_importing_these_modules_imports_neither_matplotlib_nor_scikit_learn() -> None:
     code = "import sys, cartpredict.plots; assert not {'matplotlib', 'sklearn'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_calibration_bins_hold_at_least_10_rows_each() -> None:
+    """A report shows no group under k: sparse bins are merged with their neighbours."""
+    rng = np.random.default_rng(5)
+    p = np.concatenate([rng.uniform(0.0, 0.1, 30), rng.uniform(0.45, 0.55, 4),
+                        rng.uniform(0.9, 1.0, 8)])  # fmt: skip
+    y = rng.uniform(size=p.size) < p
+    bins = evaluate(purchased=y, models=[ModelPredictions("m", p, None)]).models[0].calibration
+    assert all(b.count >= 10 for b in bins)
+    assert sum(b.count for b in bins) == p.size
+    assert [(b.lower, b.upper) for b in bins] == [(0.0, 0.1), (0.4, 1.0)]  # 4 + 8 merged
+    tiny = evaluate(purchased=y[:9], models=[ModelPredictions("m", p[:9], None)])
+    assert tiny.models[0].calibration == ()  # nine rows in all: nothing to show

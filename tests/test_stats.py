@@ -20,13 +20,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cartpredict import drift
+from cartpredict.anonymity import merge_small
 from cartpredict.api.app import create_app
 from cartpredict.container import build_services
 from cartpredict.features import FeatureSpec
 from cartpredict.recorder import PredictionRecorder
 from cartpredict.schemas import CartIn, EventsIn, RetailerCreate, StatsOut
 from cartpredict.settings import K_ANONYMITY
-from cartpredict.stats import merge_small, rollup
+from cartpredict.stats import rollup
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from cartpredict.storage.migrate import upgrade
 
@@ -290,11 +291,17 @@ def test_the_log_keeps_predictions_through_a_store_outage() -> None:
         def __init__(self) -> None:
             self.down = True
             self.rows: list[Any] = []
+            self.counted = 0
 
         def add_scored_carts(self, *, carts: Any) -> None:
             if self.down:
                 raise ConnectionError("store down")
             self.rows.extend(carts)
+
+        def add_prediction_counts(self, *, counts: Any, at: Any) -> None:
+            if self.down:
+                raise ConnectionError("store down")
+            self.counted += sum(figures["predictions"] for _, _, figures in counts)
 
     dropped: list[int] = []
     recorder = PredictionRecorder(lambda: DAY0, max_buffered=5, on_dropped=dropped.append)
@@ -310,6 +317,16 @@ def test_the_log_keeps_predictions_through_a_store_outage() -> None:
     store.down = False
     assert recorder.flush(store) == 5  # type: ignore[arg-type]
     assert [r.cart_id for r in store.rows] == ["c2", "c3", "c4", "c5", "c6"]
+    # Predictions without a cart id are counted, and the counts wait out an outage too.
+    for _ in range(3):
+        recorder.record("r", None, "baseline", 0.5, True, 10.0, 1, "mobile", "standard")
+    store.down = True
+    with pytest.raises(ConnectionError):
+        recorder.flush(store)  # type: ignore[arg-type]
+    recorder.record("r", None, "baseline", 0.5, True, 10.0, 1, "mobile", "standard")
+    store.down = False
+    assert recorder.flush(store) == 0  # type: ignore[arg-type]
+    assert store.counted == 4 and len(store.rows) == 5
 
 
 def test_under_the_pooled_model_drift_compares_with_the_retailers_own_training_carts(

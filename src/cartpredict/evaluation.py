@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from .anonymity import merge_small
+from .settings import K_ANONYMITY
+
 SCHEMA_VERSION = 1
 BASELINE = "baseline"
 ORACLE = "oracle"
@@ -176,7 +179,7 @@ def evaluate(
     models: Sequence[ModelPredictions],
     retailer_ids: np.ndarray | None = None,
     cart_ids: np.ndarray | None = None,
-    min_carts: int = 10,
+    min_carts: int = K_ANONYMITY,
     weights: Mapping[str, Mapping[str, float]] | None = None,
     n_train: int | None = None,
     context: Mapping[str, Any] | None = None,
@@ -269,16 +272,24 @@ def _operating_point(
 
 
 def _calibration(p: np.ndarray, y: np.ndarray) -> tuple[CalibrationBin, ...]:
-    """Equal-width bins of P(purchased) over [0, 1]; empty bins are left out."""
+    """Equal-width bins of P(purchased) over [0, 1]; empty bins are left out, and a bin with
+    fewer than ``K_ANONYMITY`` rows is merged with its neighbours (as every figure shown is)."""
     n = CALIBRATION_BINS
     index = np.minimum(np.floor(p * n).astype(int), n - 1)
     counts = np.bincount(index, minlength=n)
     predicted = np.bincount(index, weights=p, minlength=n)
     observed = np.bincount(index, weights=y.astype(float), minlength=n)
+    bins = [i for i in range(n) if counts[i]]
+    merged = merge_small(bins, lambda i: int(counts[i]), K_ANONYMITY)
     return tuple(
-        CalibrationBin(i / n, (i + 1) / n, float(predicted[i] / c), float(observed[i] / c), int(c))
-        for i, c in enumerate(counts)
-        if c
+        CalibrationBin(
+            group[0] / n,
+            (group[-1] + 1) / n,
+            float(sum(predicted[i] for i in group) / sum(counts[i] for i in group)),
+            float(sum(observed[i] for i in group) / sum(counts[i] for i in group)),
+            int(sum(counts[i] for i in group)),
+        )
+        for group in merged
     )
 
 

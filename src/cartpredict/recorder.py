@@ -1,14 +1,15 @@
 """The prediction log's writer: what the daily stats need, kept in memory and written in bulk.
 
-A prediction that names its cart (``cart_id``) is a row of the prediction log: its outcome is
-known once the retailer's purchase events arrive. One without has no outcome to wait for, so it
-is only counted, into in-memory figures per retailer and day (``tally.py``), and never stored
-as a row of its own (data minimisation; it also saves the database a row per prediction).
+Scoring a cart appends one tuple here. A prediction that names its cart (``cart_id``) becomes
+a row of the prediction log: its outcome is known once the retailer's purchase events arrive.
+One without has no outcome to wait for, so it is only counted, into figures per retailer and
+day (``tally.py``), and never stored as a row of its own (data minimisation; it also saves the
+database a row per prediction).
 
 A background task (or, on Lambda, the next invocation once ``FLUSH_EVERY_S`` has passed) writes
 both in one go. If the store is down, rows wait, up to ``MAX_BUFFERED``; past that the oldest
 are dropped and counted, so an outage can never exhaust memory or slow serving. Counts always
-wait (they take a few hundred bytes per retailer and day).
+wait (a few hundred bytes per retailer and day).
 """
 
 from __future__ import annotations
@@ -47,8 +48,7 @@ class PredictionRecorder:
         self._on_written = on_written
         self._on_dropped = on_dropped
         self._flushing = threading.Lock()
-        self._counting = threading.Lock()
-        self._counts: dict[tuple[str, date], dict[str, Any]] = {}
+        self._counts: dict[tuple[str, date], dict[str, Any]] = {}  # touched by flush alone
 
     def record(
         self,
@@ -62,18 +62,9 @@ class PredictionRecorder:
         device_type: str,
         shipping_speed: str,
     ) -> None:
-        now = self._clock()
-        if cart_id is None:
-            cart = _Cart(cart_value, item_count, device_type, shipping_speed)
-            with self._counting:
-                figures = self._counts.get((retailer_id, now.date()))
-                if figures is None:
-                    figures = self._counts[(retailer_id, now.date())] = tally.empty()
-                figures["predictions"] += 1
-                tally.count(figures, cart, p_abandoned, abandoned, "without_cart_id")
-            return
+        """On the request path: one tuple appended; everything else happens in ``flush``."""
         self._buffer.append(
-            (retailer_id, now, cart_id, model_version, p_abandoned, abandoned,
+            (retailer_id, self._clock(), cart_id, model_version, p_abandoned, abandoned,
              cart_value, item_count, device_type, shipping_speed)
         )  # fmt: skip
         if len(self._buffer) > self._max:
@@ -81,45 +72,47 @@ class PredictionRecorder:
             self._on_dropped(1)
 
     def __len__(self) -> int:
-        """Rows waiting (counts not included)."""
+        """Predictions waiting to be written or counted."""
         return len(self._buffer)
 
     def flush(self, store: Store) -> int:
-        """Write what is buffered; return how many rows were written. On failure, what was
-        not written stays buffered (rows in order) and the error is raised."""
+        """Count what carries no cart id, write the rest and the counts; return how many rows
+        of the log were written. On failure, what was not written stays (rows in order, counts
+        added up) and the error is raised."""
         written = 0
         with self._flushing:  # one flush at a time; recording goes on meanwhile
-            with self._counting:
-                counts, self._counts = self._counts, {}
-            if counts:
-                try:
-                    store.add_prediction_counts(
-                        counts=[(rid, day, figures) for (rid, day), figures in counts.items()],
-                        at=self._clock(),
-                    )
-                except Exception:
-                    self._restore(counts)
-                    raise
             while self._buffer:
                 n = min(BATCH, len(self._buffer))
                 rows = [self._buffer.popleft() for _ in range(n)]
+                logged = [row for row in rows if row[2] is not None]
+                for row in rows:
+                    if row[2] is None:
+                        self._count(row)
+                if not logged:
+                    continue
                 try:
-                    store.add_scored_carts(carts=[ScoredCart(*row) for row in rows])
+                    store.add_scored_carts(carts=[ScoredCart(*row) for row in logged])
                 except Exception:
-                    self._buffer.extendleft(reversed(rows))
+                    self._buffer.extendleft(reversed(logged))
                     self._trim()
                     raise
-                written += n
-                self._on_written(n)
+                written += len(logged)
+                self._on_written(len(logged))
+            if self._counts:
+                counts = [(rid, day, figures) for (rid, day), figures in self._counts.items()]
+                store.add_prediction_counts(counts=counts, at=self._clock())
+                self._counts = {}
         return written
 
-    def _restore(self, counts: dict[tuple[str, date], dict[str, Any]]) -> None:
-        with self._counting:
-            for key, figures in counts.items():
-                mine = self._counts.get(key)
-                if mine is not None:
-                    tally.add(figures, mine)
-                self._counts[key] = figures
+    def _count(self, row: Row) -> None:
+        retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed = row
+        key = (retailer_id, at.date())
+        figures = self._counts.get(key)
+        if figures is None:
+            figures = self._counts[key] = tally.empty()
+        figures["predictions"] += 1
+        cart = _Cart(value, items, device, speed)
+        tally.count(figures, cart, p_abandoned, abandoned, "without_cart_id")
 
     def _trim(self) -> None:
         excess = len(self._buffer) - self._max

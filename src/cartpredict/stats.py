@@ -21,11 +21,12 @@ missing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from . import drift, tally
+from .anonymity import merge_small
 from .clock import Clock, rfc3339
 from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
@@ -39,9 +40,6 @@ LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window 
 DRIFT_DAYS = 7
 MIN_DRIFT_CARTS = 200  # below this, PSI says more about chance than about drift
 MAX_DAYS = 90
-
-T = TypeVar("T")
-
 
 # --- rollup ------------------------------------------------------------------------------------
 
@@ -143,26 +141,6 @@ def _days(first: date, last: date) -> Iterable[date]:
 
 
 # --- k-anonymity -------------------------------------------------------------------------------
-
-
-def merge_small(items: Sequence[T], size: Callable[[T], int], k: int) -> list[list[T]]:
-    """Consecutive items grouped so that each group holds at least ``k``: a group closes as
-    soon as it reaches ``k``; a remainder joins the group before it. Empty when all the items
-    together hold fewer than ``k``."""
-    groups: list[list[T]] = []
-    current: list[T] = []
-    held = 0
-    for item in items:
-        current.append(item)
-        held += size(item)
-        if held >= k:
-            groups.append(current)
-            current, held = [], 0
-    if current:
-        if not groups:
-            return []
-        groups[-1].extend(current)
-    return groups
 
 
 def _summed(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
