@@ -756,6 +756,76 @@ def test_postgres_stopped_and_restarted_under_load(
     )
 
 
+# --- PostgreSQL frozen: it holds its connections but answers nothing ------------------------
+
+
+def cluster_pids(server: OwnPostgres) -> list[int]:
+    """The postmaster and every process it started."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_frozen_postgres_costs_a_write_a_503_in_bounded_time_not_a_hang(
+    own_postgres: OwnPostgres, tmp_path: Path
+) -> None:
+    """SIGSTOP, not a shutdown: connections stay open and nothing answers, as in a network
+    partition, which no connect timeout catches. Requests that need the store get a 503 once
+    ``CARTPREDICT_STORE_TIMEOUT_S`` has passed; cached retailers are served throughout; after
+    the thaw, the retried write is stored exactly once."""
+    timeout_s = 1.5
+    env = {
+        "CARTPREDICT_DATABASE_URL": own_postgres.url,
+        "CARTPREDICT_OPERATOR_KEY": OPERATOR_KEY,
+        "CARTPREDICT_STORE_TIMEOUT_S": str(timeout_s),
+    }
+    migrate = [sys.executable, "-m", "cartpredict", "db", "upgrade"]
+    migrated = subprocess.run(migrate, env=os.environ | env, capture_output=True, timeout=60)
+    assert migrated.returncode == 0, migrated.stderr.decode()
+    with running_server(env, log=tmp_path / "server.log") as server:
+        created = server.post("/retailer", json=spec("a"), headers=OPERATOR)
+        a = {"Authorization": f"Bearer {created.json()['api_key']}"}
+        for _ in range(3):
+            assert server.post("/predict_cart", json=cart("a"), headers=a).status_code == 200
+        frozen = cluster_pids(own_postgres)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            calls = [
+                send(server, "event", req("POST", "/events", a, event("ev-frozen"))),
+                send(server, "patch", req("PATCH", "/retailer/a", a, {"precision_target": 0.8})),
+                send(server, "readyz", req("GET", "/readyz", {})),
+                send(server, "predict", req("POST", "/predict_cart", a, cart("a"))),
+            ]
+        finally:
+            for pid in frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+        for call in calls[:3]:
+            assert_store_unavailable(call.response)
+            assert timeout_s <= call.elapsed < timeout_s + 1.0, (call.what, call.elapsed)
+        assert calls[3].status == 200 and calls[3].elapsed < 0.5  # cached: no store needed
+        wait_for(lambda: server.get("/readyz").status_code == 200, within_s=15, what="ready")
+        retried = send(server, "event", calls[0].request)
+        assert retried.status == 200, retried.response
+        engine = create_engine(own_postgres.url)
+        try:
+            with engine.connect() as conn:
+                query = text("SELECT count(*) FROM events WHERE event_id = 'ev-frozen'")
+                assert conn.execute(query).scalar() == 1
+        finally:
+            engine.dispose()
+        answers = ", ".join(f"{c.what} {c.status} {ms(c.elapsed)}" for c in calls)
+        print(f"\nfrozen PostgreSQL: {answers}")
+
+
 # --- Redis stopped and restarted under load --------------------------------------------------
 
 

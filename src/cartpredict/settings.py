@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     purge_interval_s: float = Field(
         3600.0, gt=0, description="How often a running server purges what has expired"
     )
+    store_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a request waits for the store before answering 503 (a store "
+        "that stops answering, e.g. frozen or cut off, must not hang requests)",
+    )
     stats_interval_s: float = Field(
         300.0, gt=0, description="How often a running server updates the daily stats"
     )

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
+import anyio
 import orjson
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from ..auth import Principal, bearer_token
 from ..cache import Tenant
 from ..container import Services
-from ..errors import RetailerNotFound
+from ..errors import RetailerNotFound, StoreUnavailable
 from ..schemas import RETAILER_ID_PATTERN
+
+T = TypeVar("T")
+
+
+async def blocking(svc: Services, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Blocking work on the store, in a worker thread, for at most ``store_timeout_s``. A store
+    that stops answering (a frozen server, a cut network: nothing a connect timeout catches)
+    gets the request a 503 with ``Retry-After`` instead of a hang; the thread is left to finish
+    or fail on its own, and a retried write is safe (events are idempotent by id)."""
+    try:
+        with anyio.fail_after(svc.settings.store_timeout_s):
+            return await anyio.to_thread.run_sync(
+                partial(work, *args, **kwargs), abandon_on_cancel=True
+            )
+    except TimeoutError:
+        raise StoreUnavailable(
+            "The data store did not answer in time; try again shortly."
+        ) from None
 
 
 def services(request: Request) -> Services:
@@ -34,7 +54,7 @@ async def principal(
     token = bearer_token(request.headers.get("authorization"))
     found = svc.auth.cached(token)
     if found is None:
-        found = await run_in_threadpool(svc.auth.lookup, token)
+        found = await blocking(svc, svc.auth.lookup, token)
     return found
 
 
@@ -65,7 +85,7 @@ RetailerIdDep = Annotated[str, Depends(path_retailer)]
 
 
 async def tenant(svc: Services, retailer_id: str) -> Tenant:
-    return svc.tenants.cached(retailer_id) or await run_in_threadpool(svc.tenants.load, retailer_id)
+    return svc.tenants.cached(retailer_id) or await blocking(svc, svc.tenants.load, retailer_id)
 
 
 def json_response(

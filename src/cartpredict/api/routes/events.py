@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from ...schemas import EventsIn, EventsOut
-from ..deps import PrincipalDep, ServicesDep, json_response, tenant
+from ..deps import PrincipalDep, ServicesDep, blocking, json_response, tenant
 from .docs import errors
 
 router = APIRouter(tags=["events"])
@@ -21,7 +20,7 @@ router = APIRouter(tags=["events"])
 async def post_events(batch: EventsIn, caller: PrincipalDep, svc: ServicesDep) -> Response:
     caller.require_access(batch.retailer_id)
     found = await tenant(svc, batch.retailer_id)
-    stored = await run_in_threadpool(svc.events.ingest, found.retailer, batch.events)
+    stored = await blocking(svc, svc.events.ingest, found.retailer, batch.events)
     received = len(batch.events)
     return json_response(
         {

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from ...container import Services
 from ...errors import StoreUnavailable
 from ...schemas import HealthOut, ReadyOut
 from ...storage.tables import SCHEMA_REVISION
-from ..deps import ServicesDep, json_response
+from ..deps import ServicesDep, blocking, json_response
 from .docs import errors
 
 router = APIRouter(tags=["health"])
@@ -27,7 +26,7 @@ async def healthz() -> Response:
     summary="The store (and Redis, when configured) answer",
 )
 async def readyz(svc: ServicesDep) -> Response:
-    checks = await run_in_threadpool(_checks, svc)
+    checks = await blocking(svc, _checks, svc)
     if checks["store"] != "ok":
         details = [{"field": name, "reason": state} for name, state in checks.items()]
         raise StoreUnavailable(

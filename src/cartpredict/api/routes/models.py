@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from ...schemas import ModelOut
-from ..deps import RetailerIdDep, ServicesDep, json_response
+from ..deps import RetailerIdDep, ServicesDep, blocking, json_response
 from .docs import errors
 
 router = APIRouter(tags=["models"])
@@ -19,7 +18,7 @@ router = APIRouter(tags=["models"])
     summary="The model serving this retailer, explained",
 )
 async def get_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
-    return json_response(await run_in_threadpool(svc.models.info, retailer_id))
+    return json_response(await blocking(svc, svc.models.info, retailer_id))
 
 
 @router.post(
@@ -29,4 +28,4 @@ async def get_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
     summary="Serve the previously promoted version again",
 )
 async def rollback_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
-    return json_response(await run_in_threadpool(svc.models.rollback, retailer_id))
+    return json_response(await blocking(svc, svc.models.rollback, retailer_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from ...schemas import ApiKeyOut, RetailerCreate, RetailerCreated, RetailerPublic, RetailerUpdate
-from ..deps import OperatorDep, RetailerIdDep, ServicesDep, json_response, tenant
+from ..deps import OperatorDep, RetailerIdDep, ServicesDep, blocking, json_response, tenant
 from .docs import errors
 
 router = APIRouter(tags=["retailers"])
@@ -18,8 +18,8 @@ router = APIRouter(tags=["retailers"])
     responses=errors(401, 403, 409, 413, 415, 422),
     summary="Create a retailer (operator key); returns its API key once",
 )
-def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep) -> Response:
-    retailer, key = svc.retailers.create(spec)
+async def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep) -> Response:
+    retailer, key = await blocking(svc, svc.retailers.create, spec)
     return json_response(
         retailer.public() | {"api_key": key},
         201,
@@ -44,10 +44,11 @@ async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response
     responses=errors(401, 404, 413, 415, 422),
     summary="Change some of a retailer's configuration",
 )
-def update_retailer(
+async def update_retailer(
     retailer_id: RetailerIdDep, changes: RetailerUpdate, svc: ServicesDep
 ) -> Response:
-    return json_response(svc.retailers.update(retailer_id, changes.changes()).public())
+    retailer = await blocking(svc, svc.retailers.update, retailer_id, changes.changes())
+    return json_response(retailer.public())
 
 
 @router.delete(
@@ -56,8 +57,8 @@ def update_retailer(
     responses=errors(401, 404),
     summary="Erase a retailer and every row of its data",
 )
-def delete_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
-    svc.retailers.delete(retailer_id)
+async def delete_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    await blocking(svc, svc.retailers.delete, retailer_id)
     return Response(status_code=204)
 
 
@@ -68,6 +69,6 @@ def delete_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
     responses=errors(401, 404),
     summary="Issue a new API key and revoke all earlier ones",
 )
-def rotate_key(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
-    key = svc.retailers.rotate_key(retailer_id)
+async def rotate_key(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+    key = await blocking(svc, svc.retailers.rotate_key, retailer_id)
     return json_response({"retailer_id": retailer_id, "api_key": key}, 201)

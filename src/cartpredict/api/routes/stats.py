@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from ...schemas import StatsOut
 from ...stats import MAX_DAYS
-from ..deps import RetailerIdDep, ServicesDep, json_response
+from ..deps import RetailerIdDep, ServicesDep, blocking, json_response
 from .docs import errors
 
 router = APIRouter(tags=["stats"])
@@ -26,4 +25,4 @@ async def get_stats(
     svc: ServicesDep,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days back from today (UTC)")] = 30,
 ) -> Response:
-    return json_response(await run_in_threadpool(svc.stats.report, retailer_id, days=days))
+    return json_response(await blocking(svc, svc.stats.report, retailer_id, days=days))
