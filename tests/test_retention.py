@@ -182,6 +182,7 @@ def test_purge_command_reports_and_refuses_the_future(
     dry = runner.invoke(main, ["purge", "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
     assert '"dry_run": true' in dry.output
+    assert '"stats_days_updated": 0' in dry.output  # a dry run changes nothing, stats included
     done = runner.invoke(main, ["purge"])
     assert done.exit_code == 0, done.output
     assert "removed" in done.output and "events" in done.output
@@ -194,6 +195,8 @@ def test_a_running_server_purges_on_its_own(world: Any) -> None:
     svc, settings, clock = world
     retailer = svc.store.get_retailer(retailer_id="store_1")
     svc.events.ingest(retailer, events(4))
+    score(svc, 3, anonymous=2)  # day 0's predictions, never rolled up so far
+    assert days_aggregated(svc) == []
     clock.now = DAY0 + timedelta(days=15)
     app = create_app(settings, clock=clock)
     with TestClient(app):
@@ -201,5 +204,10 @@ def test_a_running_server_purges_on_its_own(world: Any) -> None:
         while svc.store.events(retailer_id="store_1") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert svc.store.events(retailer_id="store_1") == []
+        assert logged(svc) == []
+        # No prediction expired uncounted: the purge rolled day 0 up before deleting it.
+        (day0,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(),
+                                        end=DAY0.date())  # fmt: skip
+        assert (day0.figures["carts"], day0.figures["predictions"]) == (5, 5)
         exposition = app.state.services.metrics.exposition().decode()
         assert 'cartpredict_purged_rows_total{table="events"} 4.0' in exposition
