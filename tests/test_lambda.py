@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -176,8 +177,9 @@ def test_predictions_reach_the_log_and_a_scheduled_event_updates_the_stats(
     scheduled = {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event",
                  "detail": {}, "time": "2026-11-24T10:00:00Z"}  # fmt: skip
     assert module.handler(scheduled, Context()) == {"upkeep": "done"}
-    stats = module.handler(event("GET", "/retailer/store_1/stats", headers=lower(key)), Context())
-    assert json.loads(stats["body"])["totals"]["carts"] == 12
+    today = datetime.now(UTC).date()
+    (day,) = svc.store.daily_stats(retailer_id="store_1", start=today, end=today)
+    assert day.figures["carts"] == 12
 
 
 def test_the_handler_imports_in_a_fresh_interpreter(sqlite_url: str) -> None:

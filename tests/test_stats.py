@@ -129,39 +129,60 @@ def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -
     spread = trained("m-spread", intercept=5.0, weights={"log_value": -1.5})
     svc.store.add_model_version(version=spread)
     svc.store.set_served(scope="store_1", version_id="m-spread", action="promote", at=DAY0)
-    # Days with 3, 4, 12 and 2 carts, two of each flagged, all with known outcomes.
-    for day, n in enumerate((3, 4, 12, 2)):
+    # Monday to Friday (DAY0 is a Monday): 3, 4, 12, 2 and 5 carts, two flagged each day.
+    for day, n in enumerate((3, 4, 12, 2, 5)):
         clock.now = DAY0 + timedelta(days=day)
         score(svc, [{"cart_id": f"d{day}-{i}", "cart_value": 10.0 if i < 2 else 40.0 + i}
                     for i in range(n)])  # fmt: skip
+
+    # Saturday: Wednesday (12 carts) is shown alone; the small days wait for the week's end.
     clock.now = DAY0 + timedelta(days=5)
     rollup(svc.store, as_of=clock.now)
     body = stats_over_http(svc, settings, clock)
     StatsOut.model_validate(body)
-    assert all(n >= K_ANONYMITY for n in shown_groups(body)), body
-    (period,) = body["periods"]  # 3 + 4 + 12 reach 10 together; the 2 join them
-    assert (period["carts"], period["days"]) == (21, 4)
-    assert {m["field"] for m in body["merged"]} == {"periods.0", "distribution"}
-    assert sum(b["carts"] for b in body["distribution"]) == 21
-    assert period["predicted_abandoned"] == 8
-    # 8 flagged carts, all abandoned: precision's group is under 10, so it is not shown.
-    assert period["outcomes"]["precision"] is None
-    # Recall and the abandonment rate are taken over all 21 carts (none was bought): shown.
-    assert period["outcomes"]["recall"] == pytest.approx(8 / 21, abs=1e-4)
-    assert period["outcomes"]["abandonment_rate"] == 1.0
-    suppressed = {s["field"] for s in body["suppressed"]}
-    assert suppressed == {"periods.0.outcomes.precision", "totals.outcomes.precision"}
+    assert [(p["start"], p["carts"]) for p in body["periods"]] == [("2026-03-04", 12)]
+    assert any("shown together once the week is over" in s["reason"] for s in body["suppressed"])
 
-    # A window with fewer than 10 carts in all shows nothing but says why.
+    # Next Tuesday: the week is over; Mon, Tue, Thu and Fri (14 carts) are shown as one group.
+    clock.now = DAY0 + timedelta(days=8)
+    rollup(svc.store, as_of=clock.now)
+    body = stats_over_http(svc, settings, clock)
+    StatsOut.model_validate(body)
+    assert all(n >= K_ANONYMITY for n in shown_groups(body)), body
+    week, wednesday = body["periods"]
+    assert (week["start"], week["end"], week["days"], week["carts"]) == (
+        "2026-03-02", "2026-03-06", 4, 14)  # fmt: skip
+    assert (wednesday["start"], wednesday["days"], wednesday["carts"]) == ("2026-03-04", 1, 12)
+    assert {m["field"] for m in body["merged"]} == {"periods.0", "distribution"}
+    assert sum(b["carts"] for b in body["distribution"]) == 26
+    # 8 flagged carts in the week's group, all abandoned: too few for precision.
+    assert week["predicted_abandoned"] == 8
+    assert week["outcomes"]["precision"] is None
+    assert week["outcomes"]["recall"] == pytest.approx(8 / 14, abs=1e-4)  # over 14 abandoned
+    assert wednesday["outcomes"]["precision"] is None  # 2 flagged
+    assert body["totals"]["outcomes"]["precision"] == 1.0  # 10 flagged in all
+    suppressed = {s["field"] for s in body["suppressed"]}
+    assert suppressed == {"periods.0.outcomes.precision", "periods.1.outcomes.precision"}
+
+    # Windows of every length show the same groups, whole: no two answers can be subtracted
+    # to isolate fewer than 10 carts.
+    with TestClient(create_app(settings, clock=clock)) as client:
+        answers = [client.get(f"/retailer/store_1/stats?days={d}", headers=OPERATOR).json()
+                   for d in range(1, 15)]  # fmt: skip
+    for answer in answers:
+        assert all(p in body["periods"] for p in answer["periods"])
+        assert answer["totals"] is None or answer["totals"]["carts"] == sum(
+            p["carts"] for p in answer["periods"])  # fmt: skip
+
+    # Today's carts wait for the day to end; a window with nothing else shows nothing, and says
+    # why.
     clock.now = DAY0 + timedelta(days=40)
-    score(svc, [{"cart_id": f"late-{i}", "cart_value": 30.0} for i in range(7)])
+    score(svc, [{"cart_id": f"late-{i}", "cart_value": 30.0} for i in range(17)])
     rollup(svc.store, as_of=clock.now)
     with TestClient(create_app(settings, clock=clock)) as client:
         body = client.get("/retailer/store_1/stats?days=3", headers=OPERATOR).json()
     assert (body["periods"], body["totals"], body["distribution"]) == ([], None, [])
-    assert body["suppressed"] == [
-        {"field": "periods", "reason": "fewer than 10 carts in the whole window"}
-    ]
+    assert body["suppressed"] == [{"field": "periods", "reason": "today is shown once it is over"}]
 
     # The model's held-out figures: shown over 10 test carts or more, never under.
     for n_test, version_id in ((7, "m-small"), (40, "m-large")):
@@ -272,15 +293,21 @@ def test_a_running_server_logs_predictions_and_updates_the_stats(database_url: s
             assert client.post("/predict_cart", json=sent, headers=auth).status_code == 200
         batch = {"carts": [{**body, "cart_value": 99.0}] * 3}
         assert client.post("/predict_cart/batch", json=batch, headers=auth).status_code == 200
+        store = client.app.state.services.store  # type: ignore[attr-defined]
+        today = datetime.now(UTC).date()
+
+        def aggregated() -> Any:
+            rows = store.daily_stats(retailer_id="store_1", start=today, end=today)
+            return rows[0].figures if rows and rows[0].figures["predictions"] == 15 else None
+
         deadline = time.monotonic() + 10
-        stats: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            stats = client.get("/retailer/store_1/stats", headers=auth).json()
-            if stats["totals"] and stats["totals"]["predictions"] == 15:
-                break
+        while aggregated() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert stats["totals"]["carts"] == 15, stats
-        assert stats["totals"]["outcomes"]["pending"] == 12
+        figures = aggregated()
+        assert figures is not None
+        assert figures["carts"] == 15 and figures["outcomes"]["pending"] == 12
+        stats = client.get("/retailer/store_1/stats", headers=auth).json()
+        assert stats["totals"] is None  # today's figures are shown once the day is over
         exposition = client.get("/metrics").text
     # The 12 carts with an id are rows of the log; the 3 without were only counted.
     assert 'cartpredict_prediction_log_rows_total{result="written"} 12.0' in exposition
@@ -301,7 +328,7 @@ def test_the_log_keeps_predictions_through_a_store_outage() -> None:
         def add_prediction_counts(self, *, counts: Any, at: Any) -> None:
             if self.down:
                 raise ConnectionError("store down")
-            self.counted += sum(figures["predictions"] for _, _, figures in counts)
+            self.counted += sum(figures["predictions"] for _, _, _, figures in counts)
 
     dropped: list[int] = []
     recorder = PredictionRecorder(lambda: DAY0, max_buffered=5, on_dropped=dropped.append)
@@ -359,3 +386,37 @@ def test_under_the_pooled_model_drift_compares_with_the_retailers_own_training_c
             body = stats_over_http(svc, settings, clock)["drift"]
             assert body["status"] == "unavailable"
             assert "trained without carts of yours" in body["reason"]
+
+
+def test_what_a_deleted_retailer_scored_is_never_written_not_even_after_it_is_recreated(
+    world: Any,
+) -> None:
+    svc, _, clock = world
+    tenant = svc.tenants.load("store_1")
+    base = {"retailer_id": "store_1", "item_count": 2, "inactivity_hours": 1.0,
+            "device_type": "mobile", "shipping_speed": "standard", "cart_value": 30.0}  # fmt: skip
+    for cart_id in ("c1", "c2", None):  # still buffered when the retailer is erased
+        svc.predictor.predict(tenant, CartIn.model_validate({**base, "cart_id": cart_id}))
+    svc.retailers.delete("store_1")
+    clock.now = DAY0 + timedelta(minutes=1)
+    svc.retailers.create(RetailerCreate.model_validate(retailer_spec("store_1")))
+    svc.recorder.flush(svc.store)
+    rollup(svc.store, as_of=clock.now)
+    day = DAY0.date()
+    assert svc.store.scored_carts(retailer_id="store_1", start=DAY0 - timedelta(days=1),
+                                  end=DAY0 + timedelta(days=1)) == []  # fmt: skip
+    assert svc.store.prediction_counts(retailer_id="store_1", start=day, end=day) == {}
+    assert svc.store.daily_stats(retailer_id="store_1", start=day, end=day) == []
+
+
+def test_a_purchase_stamped_in_the_same_second_as_the_prediction_follows_it(world: Any) -> None:
+    """Event times often have whole seconds, and clocks differ: a purchase stamped a moment
+    before the prediction is its outcome, not ignored."""
+    svc, _, clock = world
+    clock.now = DAY0 + timedelta(seconds=0.7)
+    score(svc, [{"cart_id": "same-second", "cart_value": 50.0}])
+    clock.now = DAY0 + timedelta(minutes=1)
+    purchase(svc, ["same-second"], DAY0)  # truncated to the second: 0.7 s "before"
+    rollup(svc.store, as_of=clock.now)
+    (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
+    assert day.figures["outcomes"]["tn"] == 1  # called purchased, and purchased

@@ -81,7 +81,7 @@ def log_simulated_predictions(
                        score.p_abandoned, score.abandoned, cart.cart_value, cart.item_count,
                        cart.device_type, cart.shipping_speed)
         )  # fmt: skip
-    store.add_scored_carts(carts=logged)
+    store.add_scored_carts(carts=logged, history=True)
     return len(logged)
 
 

@@ -49,6 +49,7 @@ class PredictionRecorder:
         self._on_dropped = on_dropped
         self._flushing = threading.Lock()
         self._counts: dict[tuple[str, date], dict[str, Any]] = {}  # touched by flush alone
+        self._first: dict[tuple[str, date], datetime] = {}  # each count's first prediction
 
     def record(
         self,
@@ -99,9 +100,12 @@ class PredictionRecorder:
                 written += len(logged)
                 self._on_written(len(logged))
             if self._counts:
-                counts = [(rid, day, figures) for (rid, day), figures in self._counts.items()]
+                counts = [
+                    (rid, day, self._first[(rid, day)], figures)
+                    for (rid, day), figures in self._counts.items()
+                ]
                 store.add_prediction_counts(counts=counts, at=self._clock())
-                self._counts = {}
+                self._counts, self._first = {}, {}
         return written
 
     def _count(self, row: Row) -> None:
@@ -110,6 +114,7 @@ class PredictionRecorder:
         figures = self._counts.get(key)
         if figures is None:
             figures = self._counts[key] = tally.empty()
+            self._first[key] = at
         figures["predictions"] += 1
         cart = _Cart(value, items, device, speed)
         tally.count(figures, cart, p_abandoned, abandoned, "without_cart_id")

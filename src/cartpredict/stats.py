@@ -1,21 +1,22 @@
 """Daily aggregates per retailer, and what a retailer may see of them (k-anonymity).
 
-**Rollup.** The prediction log (raw, kept as long as events) is reduced to one row per retailer
-and UTC day: carts scored, the distribution of P(abandoned), the decisions served, their
-outcomes once purchases arrive, and the scored carts' profile for drift (``drift.py``). A cart
-counts once per day, by its latest prediction that day; a prediction without a ``cart_id``
-counts as a cart of its own and has no outcome. Outcome: *purchased* when the retailer sent a
-purchase of the cart within 24 h after the prediction, *abandoned* when 24 h passed without
-one, *pending* until then. A day is recomputed on every rollup until its last outcome is in and
-late events have had ``LATE_EVENTS`` to arrive; then it is final, and it outlives the raw rows
-it came from (aggregates are kept up to 90 days).
+**Rollup.** Predictions (rows of the prediction log for those with a ``cart_id``; counts for
+those without, see ``recorder.py``) are reduced to one row per retailer and UTC day: carts
+scored, the distribution of P(abandoned), the decisions served, their outcomes once purchases
+arrive, and the scored carts' profile for drift (``drift.py``). A cart with an id counts once
+per day, by its latest prediction that day; a prediction without one counts as a cart of its
+own and has no outcome. Outcome: *purchased* when the retailer sent a purchase of the cart
+within 24 h after the prediction (or up to ``CLOCK_SKEW`` before it), *abandoned* when 24 h
+passed without one, *pending* until then. A day is recomputed on every rollup until its last
+outcome is in and late events have had ``LATE_EVENTS`` to arrive; then it is final, and it
+outlives the raw rows it came from (aggregates are kept up to 90 days).
 
-**k-anonymity.** Every figure shown covers at least ``K_ANONYMITY`` carts: consecutive days
-with fewer are merged into one period (a remainder joins the period before it), bins of the
-distribution are merged the same way, a ratio is shown only when the carts it is taken over are
-at least ``K_ANONYMITY``, and with fewer carts than that in the whole window nothing is shown.
-The response lists every merge and every suppression, so a reader knows why a figure is
-missing.
+**k-anonymity.** Every figure shown covers at least ``K_ANONYMITY`` carts, and the groups are
+fixed by the calendar (see ``_periods``), so that subtracting one answer from another (another
+window, another day) cannot isolate fewer: a day with at least k carts is shown alone, the other
+days of a week together once the week is over, today once it is over. Bins of the distribution
+are merged until each holds k, a ratio is shown only when the carts it is taken over number at
+least k, and the response lists every merge and every suppression.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from .tally import OUTCOMES, P_BINS
 
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
+# A purchase stamped this much before the prediction still follows it: event times are often
+# whole seconds, and the retailer's clock is not ours.
+CLOCK_SKEW = timedelta(minutes=2)
 DRIFT_DAYS = 7
 MIN_DRIFT_CARTS = 200  # below this, PSI says more about chance than about drift
 MAX_DAYS = 90
@@ -71,7 +75,7 @@ def _outcome(cart: ScoredCart, purchases: Mapping[str, Sequence[datetime]], as_o
     if cart.cart_id is None:
         return "without_cart_id"
     end = cart.at + OUTCOME_WINDOW
-    purchased = any(cart.at < at <= end for at in purchases.get(cart.cart_id, ()))
+    purchased = any(cart.at - CLOCK_SKEW < at <= end for at in purchases.get(cart.cart_id, ()))
     if purchased:
         return "fp" if cart.abandoned else "tn"
     if end > as_of:
@@ -106,9 +110,11 @@ def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> 
         counted = store.prediction_counts(retailer_id=rid, start=open_days[0], end=open_days[-1])
         purchases: dict[str, list[datetime]] = defaultdict(list)
         for cart_id, at in store.purchases(
-            retailer_id=rid, start=start, end=end + OUTCOME_WINDOW + timedelta(seconds=1)
+            retailer_id=rid,
+            start=start - CLOCK_SKEW,
+            end=end + OUTCOME_WINDOW + timedelta(seconds=1),
         ):
-            purchases[cart_id].append(at)  # fmt: skip
+            purchases[cart_id].append(at)
         rows = [
             DailyStats(
                 retailer_id=rid,
@@ -210,6 +216,43 @@ def _distribution(counts: Sequence[int], notes: _Notes) -> list[dict[str, Any]]:
     return [{"lower": g[0][0], "upper": g[-1][1], "carts": sum(b[2] for b in g)} for g in groups]
 
 
+def _periods(
+    rows: Sequence[DailyStats], today: date, held_from: date, notes: _Notes
+) -> list[list[DailyStats]]:
+    """The groups shown, oldest first, with boundaries fixed by the calendar so that no two
+    answers (other windows, other days) can be subtracted to isolate fewer than k carts:
+
+    * only days that are over are shown (a growing day would give away its latest carts);
+    * a day with at least k carts is shown alone;
+    * a week's other days are shown together, once the week is over, if they add up to k
+      and the whole week is still held (a week cut short by retention would shrink).
+    """
+    weeks: dict[date, list[DailyStats]] = defaultdict(list)
+    for row in rows:
+        if row.day < today and row.figures["carts"]:
+            weeks[row.day - timedelta(days=row.day.weekday())].append(row)
+    if any(row.day == today for row in rows):
+        notes.suppressed.append({"field": "periods", "reason": "today is shown once it is over"})
+    groups: list[list[DailyStats]] = []
+    for monday, days in sorted(weeks.items()):
+        small = [r for r in days if r.figures["carts"] < K_ANONYMITY]
+        groups += [[r] for r in days if r.figures["carts"] >= K_ANONYMITY]
+        if not small:
+            continue
+        whole = monday >= held_from and monday + timedelta(days=7) <= today
+        if whole and sum(r.figures["carts"] for r in small) >= K_ANONYMITY:
+            groups.append(small)
+        else:
+            reason = (
+                f"the week of {monday.isoformat()}: {len(small)} day(s) with fewer than "
+                f"{K_ANONYMITY} carts each, "
+                + ("shown together once the week is over and they reach " + str(K_ANONYMITY)
+                   if not whole else f"fewer than {K_ANONYMITY} carts together")
+            )  # fmt: skip
+            notes.suppressed.append({"field": "periods", "reason": reason})
+    return sorted(groups, key=lambda g: g[0].day)
+
+
 class StatsService:
     """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift."""
 
@@ -225,23 +268,21 @@ class StatsService:
         retailer = self._tenants.load(retailer_id).retailer
         today = self._clock().astimezone(UTC).date()
         first = today - timedelta(days=days - 1)
-        rows = self._store.daily_stats(retailer_id=retailer_id, start=first, end=today)
+        held_from = today - timedelta(days=MAX_DAYS - 1)  # no aggregate is older than this
+        rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
         notes = _Notes()
+        groups = [g for g in _periods(rows, today, held_from, notes) if g[-1].day >= first]
         periods: list[dict[str, Any]] = []
-        groups = merge_small(rows, lambda r: int(r.figures["carts"]), K_ANONYMITY)
         for group in groups:
             field = f"periods.{len(periods)}"
             if len(group) > 1:
-                reason = f"days with fewer than {K_ANONYMITY} carts are shown merged with others"
+                reason = f"days with fewer than {K_ANONYMITY} carts each, shown as their week"
                 notes.merged.append({"field": field, "reason": reason})
             first_day, last_day = group[0].day.isoformat(), group[-1].day.isoformat()
             period = {"start": first_day, "end": last_day, "days": len(group)}
             periods.append({**period, **_group(_summed(r.figures for r in group), field, notes)})
-        if rows and not groups:
-            reason = f"fewer than {K_ANONYMITY} carts in the whole window"
-            notes.suppressed.append({"field": "periods", "reason": reason})
-        total = _summed(r.figures for r in rows)
-        shown = bool(groups)
+        shown = [r for group in groups for r in group]
+        total = _summed(r.figures for r in shown)
         return {
             "retailer_id": retailer_id,
             "k_anonymity": K_ANONYMITY,

@@ -179,8 +179,10 @@ class Store(Protocol):
         """Newest first."""
 
     # predictions and their daily aggregates
-    def add_scored_carts(self, *, carts: Sequence[ScoredCart]) -> None:
-        """Append predictions of any retailers (the service's own log, written in bulk)."""
+    def add_scored_carts(self, *, carts: Sequence[ScoredCart], history: bool = False) -> None:
+        """Append predictions of any retailers (the service's own log, written in bulk). Rows
+        of a retailer that no longer exists, or that was created after the prediction (deleted
+        and created again meanwhile), are dropped, unless ``history`` (a simulated past)."""
 
     def scored_carts(
         self, *, retailer_id: str, start: datetime, end: datetime
@@ -188,9 +190,10 @@ class Store(Protocol):
         """The retailer's predictions made in ``[start, end)``, oldest first."""
 
     def add_prediction_counts(
-        self, *, counts: Sequence[tuple[str, date, Mapping[str, Any]]], at: datetime
+        self, *, counts: Sequence[tuple[str, date, datetime, Mapping[str, Any]]], at: datetime
     ) -> None:
-        """Append (retailer_id, day, figures) counted in memory, written at ``at``."""
+        """Append (retailer_id, day, first prediction's time, figures) counted in memory,
+        written at ``at``."""
 
     def prediction_counts(
         self, *, retailer_id: str, start: date, end: date

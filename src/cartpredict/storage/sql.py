@@ -157,7 +157,11 @@ class SqlStore:
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         with self._write(retailer_id) as conn:
-            if not _exists(conn, retailer_id):
+            mine = retailers.c.retailer_id == retailer_id
+            if (
+                conn.execute(select(retailers.c.retailer_id).where(mine).with_for_update()).first()
+                is None
+            ):
                 return False
             for table in TENANT_TABLES:
                 conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
@@ -293,22 +297,26 @@ class SqlStore:
 
     # --- predictions and daily aggregates ----------------------------------------------------
 
-    def add_scored_carts(self, *, carts: Sequence[ScoredCart]) -> None:
+    def add_scored_carts(self, *, carts: Sequence[ScoredCart], history: bool = False) -> None:
         """One executemany at the driver: a busy server logs thousands of rows a second, and
-        SQLAlchemy's per-row processing would more than double the cost."""
+        SQLAlchemy's per-row processing would more than double the cost. Rows of a retailer
+        deleted meanwhile (or deleted and created again since) are dropped: see ``_living``."""
         if not carts:
             return
         sqlite = self._engine.dialect.name == "sqlite"
-        rows = [
-            (c.retailer_id, _sqlite_time(c.at) if sqlite else c.at, c.cart_id, c.model_version,
-             c.p_abandoned, c.abandoned, c.cart_value, c.item_count, str(c.device_type),
-             str(c.shipping_speed))
-            for c in carts
-        ]  # fmt: skip
         mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
         statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
         with self._write() as conn:
-            conn.exec_driver_sql(statement, rows)
+            born = _living(conn, {c.retailer_id for c in carts})
+            rows = [
+                (c.retailer_id, _sqlite_time(c.at) if sqlite else c.at, c.cart_id,
+                 c.model_version, c.p_abandoned, c.abandoned, c.cart_value, c.item_count,
+                 str(c.device_type), str(c.shipping_speed))
+                for c in carts
+                if c.retailer_id in born and (history or born[c.retailer_id] <= c.at)
+            ]  # fmt: skip
+            if rows:
+                conn.exec_driver_sql(statement, rows)
 
     def scored_carts(
         self, *, retailer_id: str, start: datetime, end: datetime
@@ -337,13 +345,19 @@ class SqlStore:
         ]
 
     def add_prediction_counts(
-        self, *, counts: Sequence[tuple[str, date, Mapping[str, Any]]], at: datetime
+        self, *, counts: Sequence[tuple[str, date, datetime, Mapping[str, Any]]], at: datetime
     ) -> None:
         if not counts:
             return
-        rows = [{"retailer_id": r, "day": d, "at": at, "figures": dict(f)} for r, d, f in counts]
         with self._write() as conn:
-            conn.execute(insert(prediction_counts), rows)
+            born = _living(conn, {r for r, _, _, _ in counts})
+            rows = [
+                {"retailer_id": r, "day": d, "at": at, "figures": dict(f)}
+                for r, d, first, f in counts
+                if r in born and born[r] <= first
+            ]
+            if rows:
+                conn.execute(insert(prediction_counts), rows)
 
     def prediction_counts(
         self, *, retailer_id: str, start: date, end: date
@@ -532,6 +546,22 @@ _LOG_COLUMNS = (
 def _sqlite_time(moment: datetime) -> str:
     """What SQLAlchemy's SQLite DateTime stores for a UTC time (``UTCDateTime`` stores UTC)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _living(conn: Connection, retailer_ids: set[str]) -> dict[str, datetime]:
+    """When each of these retailers was created, for those that exist. On PostgreSQL their
+    rows stay locked (FOR SHARE) until the transaction ends, so a deletion waits for what is
+    being written and then erases it too; SQLite has one writer at a time anyway."""
+    born: dict[str, datetime] = {}
+    ids = sorted(retailer_ids)
+    for start in range(0, len(ids), _IN_CHUNK):
+        query = (
+            select(retailers.c.retailer_id, retailers.c.created_at)
+            .where(retailers.c.retailer_id.in_(ids[start : start + _IN_CHUNK]))
+            .with_for_update(read=True)
+        )
+        born.update((r.retailer_id, r.created_at) for r in conn.execute(query))
+    return born
 
 
 def _tenant(scope: str) -> str | None:
