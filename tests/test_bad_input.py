@@ -327,3 +327,11 @@ def test_a_path_id_no_retailer_can_have_is_a_404_on_every_backend(
     response = client.get(path, headers=OPERATOR)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "retailer_not_found"
+
+
+def test_a_body_that_is_not_text_names_the_body_as_the_problem(client: TestClient) -> None:
+    auth = create_retailer(client, "s")
+    response = client.post("/events", content=b'{"retailer_id": "s\xff"}', headers={
+        **auth, "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "body"

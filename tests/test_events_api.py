@@ -50,6 +50,16 @@ def test_events_are_stored_once_however_often_they_are_sent(client: TestClient) 
     assert (again["stored"], again["duplicates"]) == (0, 2)
 
 
+def test_one_id_for_two_different_events_in_a_batch_is_refused(client: TestClient) -> None:
+    auth = create_retailer(client, "s")
+    same = {"retailer_id": "s", "events": [updated("e-1"), updated("e-1")]}
+    assert client.post("/events", json=same, headers=auth).json()["duplicates"] == 1
+    clash = {"retailer_id": "s", "events": [updated("e-2"), updated("e-2", cart_id="c-9")]}
+    refused = client.post("/events", json=clash, headers=auth)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "events.1.event_id"
+
+
 def test_a_batch_with_bad_events_is_refused_whole_with_every_problem(
     client: TestClient, database_url: str
 ) -> None:

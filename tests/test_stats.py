@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cartpredict import drift
+from cartpredict import drift, tally
 from cartpredict.anonymity import merge_small
 from cartpredict.api.app import create_app
 from cartpredict.container import build_services
@@ -420,3 +420,41 @@ def test_a_purchase_stamped_in_the_same_second_as_the_prediction_follows_it(worl
     rollup(svc.store, as_of=clock.now)
     (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
     assert day.figures["outcomes"]["tn"] == 1  # called purchased, and purchased
+
+
+CARTS = st.tuples(
+    st.floats(0, 1),
+    st.booleans(),
+    st.floats(0, 2000),
+    st.integers(0, 40),
+    st.sampled_from(["mobile", "desktop", "tablet", "unknown"]),
+    st.sampled_from(["standard", "express", "pickup"]),
+)
+
+
+@given(st.lists(CARTS, max_size=30))
+def test_the_recorder_counts_as_tally_does(carts: list[tuple[Any, ...]]) -> None:
+    """The recorder spells ``tally.count`` out for speed: the two must agree."""
+    counted: list[Any] = []
+
+    class Store:
+        def add_prediction_counts(self, *, counts: Any, at: Any) -> None:
+            counted.extend(counts)
+
+    recorder = PredictionRecorder(lambda: DAY0)
+    expected = tally.empty()
+    for p, abandoned, value, items, device, speed in carts:
+        recorder.record("r", None, "v", p, abandoned, value, items, device, speed)
+        cart = CartIn.model_validate({"retailer_id": "r", "cart_value": value, "item_count": items,
+                                      "inactivity_hours": 1.0, "device_type": device,
+                                      "shipping_speed": speed})  # fmt: skip
+        expected["predictions"] += 1
+        tally.count(expected, cart, p, abandoned, "without_cart_id")
+    recorder.flush(Store())  # type: ignore[arg-type]
+    if not carts:
+        assert counted == []
+        return
+    ((_, _, _, figures),) = counted
+    assert figures["p_abandoned_sum"] == pytest.approx(expected["p_abandoned_sum"])
+    assert {k: v for k, v in figures.items() if k != "p_abandoned_sum"} == {
+        k: v for k, v in expected.items() if k != "p_abandoned_sum"}  # fmt: skip

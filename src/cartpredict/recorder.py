@@ -15,20 +15,30 @@ wait (a few hundred bytes per retailer and day).
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from . import tally
+from . import drift, tally
 from .storage import ScoredCart, Store
 
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 1.0
+COUNTS_EVERY_S = 10.0
 MAX_BUFFERED = 100_000
 BATCH = 5_000  # rows per insert statement
+YIELD_EVERY = 500  # rows counted between two offers of the GIL to the serving thread
+
+_VALUE_EDGES = drift.NUMERIC_EDGES["cart_value"]
+_ITEM_EDGES = drift.NUMERIC_EDGES["item_count"]
+_DEVICES = {name: i for i, name in enumerate(drift.CATEGORIES["device_type"])}
+_SPEEDS = {name: i for i, name in enumerate(drift.CATEGORIES["shipping_speed"])}
 
 Row = tuple[str, datetime, str | None, str, float, bool, float, int, str, str]
 
@@ -50,6 +60,8 @@ class PredictionRecorder:
         self._flushing = threading.Lock()
         self._counts: dict[tuple[str, date], dict[str, Any]] = {}  # touched by flush alone
         self._first: dict[tuple[str, date], datetime] = {}  # each count's first prediction
+        self._monotonic = time.monotonic
+        self._counts_written = -math.inf
 
     def record(
         self,
@@ -76,9 +88,11 @@ class PredictionRecorder:
         """Predictions waiting to be written or counted."""
         return len(self._buffer)
 
-    def flush(self, store: Store) -> int:
-        """Count what carries no cart id, write the rest and the counts; return how many rows
-        of the log were written. On failure, what was not written stays (rows in order, counts
+    def flush(self, store: Store, *, counts_every_s: float = 0.0) -> int:
+        """Count what carries no cart id, write the rest, and the counts unless they were
+        written less than ``counts_every_s`` ago (a server writes them every
+        ``COUNTS_EVERY_S``: one small write instead of one a second); return how many rows of
+        the log were written. On failure, what was not written stays (rows in order, counts
         added up) and the error is raised."""
         written = 0
         with self._flushing:  # one flush at a time; recording goes on meanwhile
@@ -86,9 +100,11 @@ class PredictionRecorder:
                 n = min(BATCH, len(self._buffer))
                 rows = [self._buffer.popleft() for _ in range(n)]
                 logged = [row for row in rows if row[2] is not None]
-                for row in rows:
+                for i, row in enumerate(rows):
                     if row[2] is None:
                         self._count(row)
+                    if i % YIELD_EVERY == YIELD_EVERY - 1:
+                        time.sleep(0)  # let the event loop answer requests meanwhile
                 if not logged:
                     continue
                 try:
@@ -99,16 +115,19 @@ class PredictionRecorder:
                     raise
                 written += len(logged)
                 self._on_written(len(logged))
-            if self._counts:
+            due = self._monotonic() - self._counts_written >= counts_every_s
+            if self._counts and due:
                 counts = [
                     (rid, day, self._first[(rid, day)], figures)
                     for (rid, day), figures in self._counts.items()
                 ]
                 store.add_prediction_counts(counts=counts, at=self._clock())
                 self._counts, self._first = {}, {}
+                self._counts_written = self._monotonic()
         return written
 
     def _count(self, row: Row) -> None:
+        """``tally.count`` for one row, spelt out: it runs for every prediction without an id."""
         retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed = row
         key = (retailer_id, at.date())
         figures = self._counts.get(key)
@@ -116,8 +135,20 @@ class PredictionRecorder:
             figures = self._counts[key] = tally.empty()
             self._first[key] = at
         figures["predictions"] += 1
-        cart = _Cart(value, items, device, speed)
-        tally.count(figures, cart, p_abandoned, abandoned, "without_cart_id")
+        figures["carts"] += 1
+        figures["predicted_abandoned"] += abandoned
+        figures["p_abandoned_sum"] += p_abandoned
+        figures["distribution"][min(int(p_abandoned * tally.P_BINS), tally.P_BINS - 1)] += 1
+        figures["outcomes"]["without_cart_id"] += 1
+        profile = figures["profile"]
+        profile["cart_value"][bisect_right(_VALUE_EDGES, value)] += 1
+        profile["item_count"][bisect_right(_ITEM_EDGES, items)] += 1
+        device_bin = _DEVICES.get(device)
+        if device_bin is not None:
+            profile["device_type"][device_bin] += 1
+        speed_bin = _SPEEDS.get(speed)
+        if speed_bin is not None:
+            profile["shipping_speed"][speed_bin] += 1
 
     def _trim(self) -> None:
         excess = len(self._buffer) - self._max
@@ -125,17 +156,3 @@ class PredictionRecorder:
             self._buffer.popleft()
         if excess > 0:
             self._on_dropped(excess)
-
-
-class _Cart:
-    """What the drift histograms read of a cart."""
-
-    __slots__ = ("cart_value", "device_type", "item_count", "shipping_speed")
-
-    def __init__(
-        self, cart_value: float, item_count: int, device_type: str, shipping_speed: str
-    ) -> None:
-        self.cart_value = cart_value
-        self.item_count = item_count
-        self.device_type = device_type
-        self.shipping_speed = shipping_speed

@@ -159,7 +159,12 @@ class EventService:
         """What the retailer's configuration or the clock rules out, by event index."""
         now = self._clock()
         problems: list[dict[str, str]] = []
+        first: dict[str, CartUpdated | Purchased] = {}
         for i, event in enumerate(events):
+            seen = first.setdefault(event.event_id, event)
+            if seen is not event and seen != event:  # the same id for two different events
+                reason = "repeats the event_id of an earlier, different event in this batch"
+                problems.append({"field": f"{prefix}{i}.event_id", "reason": reason})
             if event.at > now + self.FUTURE_TOLERANCE:
                 problems.append({"field": f"{prefix}{i}.at", "reason": "is in the future"})
             if isinstance(event, CartUpdated):

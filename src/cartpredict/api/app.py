@@ -18,7 +18,7 @@ from ..background import repeat
 from ..clock import Clock, utcnow
 from ..container import Services, build_services
 from ..errors import SchemaOutOfDate
-from ..recorder import FLUSH_EVERY_S
+from ..recorder import COUNTS_EVERY_S, FLUSH_EVERY_S
 from ..retention import purge_now
 from ..settings import Settings
 from ..stats import rollup_now
@@ -62,7 +62,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = asyncio.Event()
     jobs = [  # (work, every_s, what, at_once)
         (keeper.tick, settings.sync_interval_s, "change feed poll", False),
-        (partial(svc.recorder.flush, svc.store), FLUSH_EVERY_S, "prediction log write", False),
+        (partial(svc.recorder.flush, svc.store, counts_every_s=COUNTS_EVERY_S), FLUSH_EVERY_S,
+         "prediction log write", False),
         (partial(rollup_now, svc.store, svc.recorder, clock=svc.clock), settings.stats_interval_s,
          "daily stats", False),
         (partial(purge_now, svc.store, settings, clock=svc.clock, metrics=svc.metrics,

@@ -82,8 +82,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return await _app_error(request, RouteNotFound())
     if exc.status_code == 405:
         return await _app_error(request, MethodNotAllowed(headers={"Allow": _allowed(request)}))
-    if exc.status_code == 400:
-        return await _app_error(request, InvalidInput(str(exc.detail)))
+    if exc.status_code == 400:  # a body the framework could not parse (bad UTF-8, too deep)
+        return await _app_error(request, InvalidInput.field("body", str(exc.detail)))
     body = error_body(exc.status_code, "http_error", str(exc.detail))
     return json_response(body, exc.status_code, dict(exc.headers or {}) or None)
 
