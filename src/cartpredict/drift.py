@@ -57,14 +57,29 @@ def empty() -> Profile:
     }
 
 
+_VALUE_EDGES = NUMERIC_EDGES["cart_value"]
+_ITEM_EDGES = NUMERIC_EDGES["item_count"]
+_DEVICES = {level: i for i, level in enumerate(CATEGORIES["device_type"])}
+_SPEEDS = {level: i for i, level in enumerate(CATEGORIES["shipping_speed"])}
+
+
 def add(profile: Profile, cart: Cart) -> None:
     """Count one cart in the profile (in place)."""
-    for name, edges in NUMERIC_EDGES.items():
-        profile[name][bisect_right(edges, float(getattr(cart, name)))] += 1
-    for name, levels in CATEGORIES.items():
-        value = str(getattr(cart, name))
-        if value in levels:
-            profile[name][levels.index(value)] += 1
+    add_values(profile, cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed)
+
+
+def add_values(
+    profile: Profile, cart_value: float, item_count: int, device_type: str, shipping_speed: str
+) -> None:
+    """``add`` for a cart given by its values (it runs once per prediction, kept lean)."""
+    profile["cart_value"][bisect_right(_VALUE_EDGES, cart_value)] += 1
+    profile["item_count"][bisect_right(_ITEM_EDGES, item_count)] += 1
+    device = _DEVICES.get(device_type)
+    if device is not None:
+        profile["device_type"][device] += 1
+    speed = _SPEEDS.get(shipping_speed)
+    if speed is not None:
+        profile["shipping_speed"][speed] += 1
 
 
 def profile_of(carts: Iterable[Cart]) -> Profile:

@@ -18,13 +18,12 @@ import logging
 import math
 import threading
 import time
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from . import drift, tally
+from . import tally
 from .storage import ScoredCart, Store
 
 log = logging.getLogger(__name__)
@@ -34,11 +33,6 @@ COUNTS_EVERY_S = 10.0
 MAX_BUFFERED = 100_000
 BATCH = 5_000  # rows per insert statement
 YIELD_EVERY = 500  # rows counted between two offers of the GIL to the serving thread
-
-_VALUE_EDGES = drift.NUMERIC_EDGES["cart_value"]
-_ITEM_EDGES = drift.NUMERIC_EDGES["item_count"]
-_DEVICES = {name: i for i, name in enumerate(drift.CATEGORIES["device_type"])}
-_SPEEDS = {name: i for i, name in enumerate(drift.CATEGORIES["shipping_speed"])}
 
 Row = tuple[str, datetime, str | None, str, float, bool, float, int, str, str]
 
@@ -127,7 +121,6 @@ class PredictionRecorder:
         return written
 
     def _count(self, row: Row) -> None:
-        """``tally.count`` for one row, spelt out: it runs for every prediction without an id."""
         retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed = row
         key = (retailer_id, at.date())
         figures = self._counts.get(key)
@@ -135,20 +128,7 @@ class PredictionRecorder:
             figures = self._counts[key] = tally.empty()
             self._first[key] = at
         figures["predictions"] += 1
-        figures["carts"] += 1
-        figures["predicted_abandoned"] += abandoned
-        figures["p_abandoned_sum"] += p_abandoned
-        figures["distribution"][min(int(p_abandoned * tally.P_BINS), tally.P_BINS - 1)] += 1
-        figures["outcomes"]["without_cart_id"] += 1
-        profile = figures["profile"]
-        profile["cart_value"][bisect_right(_VALUE_EDGES, value)] += 1
-        profile["item_count"][bisect_right(_ITEM_EDGES, items)] += 1
-        device_bin = _DEVICES.get(device)
-        if device_bin is not None:
-            profile["device_type"][device_bin] += 1
-        speed_bin = _SPEEDS.get(speed)
-        if speed_bin is not None:
-            profile["shipping_speed"][speed_bin] += 1
+        tally.count(figures, p_abandoned, abandoned, "without_cart_id", value, items, device, speed)
 
     def _trim(self) -> None:
         excess = len(self._buffer) - self._max

@@ -34,7 +34,7 @@ from .recorder import PredictionRecorder
 from .service import Tenants
 from .settings import K_ANONYMITY
 from .storage import POOLED_SCOPE, DailyStats, ScoredCart, Store
-from .tally import OUTCOMES, P_BINS
+from .tally import P_BINS
 
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
@@ -64,8 +64,11 @@ def day_figures(
     figures = tally.empty()
     figures["predictions"] = len(carts)
     for cart in latest.values():
-        tally.count(figures, cart, cart.p_abandoned, cart.abandoned,
-                    _outcome(cart, purchases, as_of))  # fmt: skip
+        outcome = _outcome(cart, purchases, as_of)
+        tally.count(
+            figures, cart.p_abandoned, cart.abandoned, outcome,
+            cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
+        )  # fmt: skip
     for partial in counted:
         tally.add(figures, partial)
     return figures
@@ -88,13 +91,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def rollup(store: Store, *, as_of: datetime, retailer_id: str | None = None) -> int:
-    """Recompute every day not yet final that still has logged predictions (each retailer's,
-    or one's); return how many retailer-days were written."""
+def rollup(store: Store, *, as_of: datetime) -> int:
+    """Recompute every retailer's days not yet final that still have predictions; return how
+    many retailer-days were written."""
     written = 0
     for rid, first_day in store.first_scored().items():
-        if retailer_id is not None and rid != retailer_id:
-            continue
         last_day = as_of.astimezone(UTC).date()
         final = {
             d.day for d in store.daily_stats(retailer_id=rid, start=first_day, end=last_day)
@@ -147,20 +148,6 @@ def _days(first: date, last: date) -> Iterable[date]:
 
 
 # --- k-anonymity -------------------------------------------------------------------------------
-
-
-def _summed(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    rows = list(rows)
-    return {
-        "predictions": sum(r["predictions"] for r in rows),
-        "carts": sum(r["carts"] for r in rows),
-        "predicted_abandoned": sum(r["predicted_abandoned"] for r in rows),
-        "p_abandoned_sum": sum(r["p_abandoned_sum"] for r in rows),
-        "distribution": [sum(col) for col in zip(*(r["distribution"] for r in rows), strict=True)]
-        if rows
-        else [0] * P_BINS,
-        "outcomes": {k: sum(r["outcomes"][k] for r in rows) for k in OUTCOMES},
-    }
 
 
 class _Notes:
@@ -280,9 +267,11 @@ class StatsService:
                 notes.merged.append({"field": field, "reason": reason})
             first_day, last_day = group[0].day.isoformat(), group[-1].day.isoformat()
             period = {"start": first_day, "end": last_day, "days": len(group)}
-            periods.append({**period, **_group(_summed(r.figures for r in group), field, notes)})
+            periods.append(
+                {**period, **_group(tally.total(r.figures for r in group), field, notes)}
+            )
         shown = [r for group in groups for r in group]
-        total = _summed(r.figures for r in shown)
+        total = tally.total(r.figures for r in shown)
         return {
             "retailer_id": retailer_id,
             "k_anonymity": K_ANONYMITY,
@@ -291,14 +280,14 @@ class StatsService:
             "totals": _group(total, "totals", notes) if shown else None,
             "periods": periods,
             "distribution": _distribution(total["distribution"], notes) if shown else [],
-            "drift": self._drift(retailer, today),
+            "drift": self._drift(retailer, today, rows),
             "merged": notes.merged,
             "suppressed": notes.suppressed,
         }
 
-    def _drift(self, retailer: Any, today: date) -> dict[str, Any]:
+    def _drift(self, retailer: Any, today: date, held: Sequence[DailyStats]) -> dict[str, Any]:
         start = today - timedelta(days=DRIFT_DAYS - 1)
-        rows = self._store.daily_stats(retailer_id=retailer.retailer_id, start=start, end=today)
+        rows = [r for r in held if r.day >= start]
         carts = sum(int(r.figures["carts"]) for r in rows)
         window = {"start": start.isoformat(), "end": today.isoformat(), "days": DRIFT_DAYS}
         version = self._registry.served_version(retailer)

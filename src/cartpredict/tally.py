@@ -8,7 +8,7 @@ written at several times, sum to the day's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import drift
@@ -29,15 +29,31 @@ def empty() -> dict[str, Any]:
     }
 
 
-def count(figures: dict[str, Any], cart: drift.Cart, p_abandoned: float, abandoned: bool,
-          outcome: str) -> None:  # fmt: skip
-    """Count one cart (in place)."""
+def count(
+    figures: dict[str, Any],
+    p_abandoned: float,
+    abandoned: bool,
+    outcome: str,
+    cart_value: float,
+    item_count: int,
+    device_type: str,
+    shipping_speed: str,
+) -> None:
+    """Count one scored cart (in place)."""
     figures["carts"] += 1
     figures["predicted_abandoned"] += abandoned
     figures["p_abandoned_sum"] += p_abandoned
     figures["distribution"][min(int(p_abandoned * P_BINS), P_BINS - 1)] += 1
     figures["outcomes"][outcome] += 1
-    drift.add(figures["profile"], cart)
+    drift.add_values(figures["profile"], cart_value, item_count, device_type, shipping_speed)
+
+
+def total(many: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several figures."""
+    figures = empty()
+    for other in many:
+        add(figures, other)
+    return figures
 
 
 def add(figures: dict[str, Any], other: Mapping[str, Any]) -> None:
