@@ -21,14 +21,16 @@ from sqlalchemy.engine import make_url
 from cartpredict.api.app import create_app
 from cartpredict.settings import Settings
 from cartpredict.storage.migrate import upgrade
+from cartpredict.storage.roles import create_service_login
 
-OPERATOR_KEY = "test-operator-key"
+OPERATOR_KEY = "test-operator-key-of-at-least-32-characters"
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 PG_ADMIN_URL = os.environ.get(
     "CARTPREDICT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("CARTPREDICT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = bool(os.environ.get("CI"))
+SERVICE_ROLE = "cartpredict_test_service"  # cluster-wide, like the roles the migrations make
 
 
 class SettableClock:
@@ -74,10 +76,23 @@ def _fresh_postgres(admin: Any) -> Iterator[str]:
 
 @pytest.fixture
 def postgres_url(postgres_admin: Any) -> Iterator[str]:
-    """A new, migrated PostgreSQL database, dropped afterwards."""
+    """A new PostgreSQL database, migrated by the administrator and dropped afterwards; the URL
+    logs in as the service does in production: a least-privilege role (``db
+    create-service-role``), subject to row-level security."""
     for url in _fresh_postgres(postgres_admin):
         upgrade(url)
-        yield url
+        create_service_login(url, SERVICE_ROLE)
+        yield make_url(url).set(username=SERVICE_ROLE).render_as_string(hide_password=False)
+
+
+def as_admin(url: str) -> str:
+    """The same PostgreSQL database, as the administrator who owns its schema."""
+    admin = make_url(PG_ADMIN_URL)
+    return (
+        make_url(url)
+        .set(username=admin.username, password=admin.password)
+        .render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture

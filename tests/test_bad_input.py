@@ -28,6 +28,17 @@ def predict(**fields: Any) -> dict[str, Any]:
     return {"json": body, "headers": AUTH}
 
 
+def events_at(at: Any, kind: str = "cart_updated") -> dict[str, Any]:
+    """Two events, the second at ``at``: ``at`` must be an RFC 3339 date-time with a zone."""
+    good = {"event_id": "e-1", "type": "cart_updated", "cart_id": "c-1",
+            "at": "2026-11-01T10:00:00Z", "cart_value": 45.99, "item_count": 3,
+            "device_type": "mobile", "shipping_speed": "standard"}  # fmt: skip
+    bad = good | {"event_id": "e-2", "type": kind, "at": at}
+    if kind == "purchased":
+        bad = {k: bad[k] for k in ("event_id", "type", "cart_id", "at")}
+    return {"json": {"retailer_id": "store_1", "events": [good, bad]}, "headers": AUTH}
+
+
 class Chunked:
     """A body sent without Content-Length; iterable again for every backend's run."""
 
@@ -271,6 +282,27 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
     ),
     ("wrong method", "PUT", "/predict_cart", {"json": cart("store_1"), "headers": AUTH}, 405, None),
     ("no such route", "GET", "/predict", {"headers": AUTH}, 404, None),
+    ("at a Unix time in a string", "POST", "/events", events_at("1700000000"), 422, "events.1.at"),
+    ("at a Unix time", "POST", "/events", events_at(1700000000), 422, "events.1.at"),
+    ("at a date only", "POST", "/events", events_at("2026-11-01"), 422, "events.1.at"),
+    ("at without a zone", "POST", "/events", events_at("2026-11-01T10:00:00"), 422, "events.1.at"),
+    ("at without seconds", "POST", "/events", events_at("2026-11-01T10:00Z"), 422, "events.1.at"),
+    (
+        "at with a zone without colon",
+        "POST",
+        "/events",
+        events_at("2026-11-01T10:00:00+0100"),
+        422,
+        "events.1.at",
+    ),
+    (
+        "purchase at a Unix time",
+        "POST",
+        "/events",
+        events_at("1700000000.5", "purchased"),
+        422,
+        "events.1.at",
+    ),
 ]
 
 

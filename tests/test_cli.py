@@ -142,3 +142,59 @@ def test_demo_refuses_a_busy_port_before_changing_anything(
     assert result.exit_code == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.output
     assert not (tmp_path / DEMO_ENV_FILE).exists()
+
+
+@pytest.mark.postgres
+def test_db_create_service_role_makes_a_least_privilege_login(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from .conftest import as_admin
+
+    admin = as_admin(postgres_url)
+    monkeypatch.setenv("CARTPREDICT_DATABASE_URL", admin)
+    monkeypatch.setenv("ROLE_SECRET", "s3cret'with\"quotes")
+    result = CliRunner().invoke(
+        main, ["db", "create-service-role", "cartpredict_cli_app", "--password-env", "ROLE_SECRET"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cartpredict_cli_app@" in result.output
+    service = make_url(admin).set(username="cartpredict_cli_app").render_as_string(False)
+    engine = create_engine(service)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
+                    "WHERE rolname = current_user"
+                )
+            ).one()
+            assert tuple(row) == (False, False, False, False)
+    finally:
+        engine.dispose()
+    bad = CliRunner().invoke(main, ["db", "create-service-role", "Robert'); DROP"])
+    assert bad.exit_code != 0 and "role name" in bad.output
+    # The service's role may not change the schema: an out-of-date one is a clear error.
+    downgrade(admin, "0006")
+    monkeypatch.setenv("CARTPREDICT_DATABASE_URL", service)
+    behind = CliRunner().invoke(main, ["db", "upgrade"])
+    assert behind.exit_code != 0
+    assert "as the schema's owner" in behind.output, behind.output
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from cartpredict.storage.migrate import _config
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = _config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+    finally:
+        engine.dispose()

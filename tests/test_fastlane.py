@@ -26,6 +26,7 @@ from cartpredict.models.logistic import LogisticModel
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
 
 from .conftest import OPERATOR, cart, create_retailer, make_settings
+from .feeds import await_a_feed_poll
 from .test_bad_input import CASES
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -134,6 +135,33 @@ def test_the_lane_and_the_framework_give_the_same_answers(pair: Pair) -> None:
         "m-pool",
         "baseline",
     }
+
+
+def test_a_key_cannot_score_another_tenants_cart_even_with_both_cached(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane has everything it would need to score B's cart for A's key: A's key and B's
+    retailer cached, and nothing invalidated meanwhile. Only its retailer check stops it; the
+    framework then gives the one 404, the same as for a retailer that does not exist."""
+    a = create_retailer(pair.plain, "store_a")
+    b = create_retailer(pair.plain, "store_b")
+    services = pair.plain.app.state.services
+    await_a_feed_poll(monkeypatch, services.store)  # the creations are applied: none pending
+    for key, rid in ((a, "store_a"), (b, "store_b")):
+        assert pair.both(json=cart(rid), headers=key)[0].status_code == 200  # now cached
+    assert services.auth.cached(a["Authorization"].removeprefix("Bearer ")) is not None
+    assert services.tenants.cached("store_b") is not None
+    epoch = services.cache.epoch
+
+    response, by_lane = pair.both(json=cart("store_b"), headers=a)
+
+    assert services.cache.epoch == epoch, "the cache changed during the request: nothing proven"
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "retailer_not_found"
+    assert not by_lane  # refused by the lane's check: the framework answered
+    nobody = pair.both(json=cart("store_c"), headers=a)[0]
+    assert (nobody.status_code, nobody.content) == (response.status_code, response.content)
+    assert pair.both(json=cart("store_b"), headers=b)[0].status_code == 200
 
 
 def attrs() -> list[dict[str, str]]:

@@ -24,6 +24,10 @@ server of the test's own, stopped and restarted under a bounded load on loopback
 * Redis down: predictions keep answering; a change made through another server still reaches
   this one (the change feed); ``/readyz`` stays 200 and reports Redis degraded, then ok once it
   is back; then the pub/sub path works again, end to end.
+
+Before a fault, each test waits until the change feed has been read since the cache was warmed
+(an event, not a few of its intervals slept away), so a busy machine changes nothing but the
+figures: what the cache holds then is what the fault meets.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from cartpredict.sync import FEED_RETENTION, ChangeFeed, RedisBus
 
 from .conftest import OPERATOR, OPERATOR_KEY, cart, create_retailer, make_settings, unavailable
 from .conftest import retailer_spec as spec
+from .feeds import await_a_feed_poll
 from .servers import free_port, running_server
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -179,6 +184,8 @@ def test_while_the_store_is_down_writes_are_503s_and_cached_retailers_are_served
         for _ in range(2):  # the first caches a's key and configuration
             assert client.post("/predict_cart", json=cart("a"), headers=a).status_code == 200
         served = client.post("/predict_cart", json=cart("a"), headers=a).json()
+        # The change feed has run since: whatever it evicts, it has evicted by now.
+        await_a_feed_poll(monkeypatch, app.state.services.store)
 
         break_store(monkeypatch, app.state.services.store, OUTAGES[outage]())
         # Cached: answered as before.
@@ -606,6 +613,55 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+# --- a real server's change feed, waited for rather than slept on ----------------------------
+
+MARK = "feed_mark"  # a retailer nothing changes but ``FeedMark``
+
+
+def created_before_start(url: str, *retailer_ids: str) -> dict[str, dict[str, str]]:
+    """Create the retailers, and ``MARK``, through an app of the test's own before any server
+    starts: committed before a server's change feed began, they are never applied by it (no
+    eviction at an unknown moment). Their Authorization headers."""
+    with TestClient(create_app(make_settings(url))) as setup:
+        return {rid: create_retailer(setup, rid) for rid in (*retailer_ids, MARK)}
+
+
+class FeedMark:
+    """Waits until servers have read their change feed up to now. ``MARK``, cached by every
+    server, is changed in the store as another process would change it (no Redis message);
+    a server answers with the change only once its feed has read it, and so every change
+    committed before it. Call it with every server there is: a change the feed of one of them
+    has not read yet could evict ``MARK`` there at the wrong moment."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._marks = 0
+
+    def __call__(self, *servers: httpx.Client, within_s: float = 10.0) -> float:
+        """How long it took."""
+
+        def target(server: httpx.Client) -> float:
+            retailer = server.get(f"/retailer/{MARK}", headers=OPERATOR)
+            assert retailer.status_code == 200, retailer.text
+            return float(retailer.json()["precision_target"])
+
+        for server in servers:
+            target(server)  # cached
+        self._marks += 1
+        value = 0.5 + self._marks / 1000
+        store = open_store(self._url)
+        try:
+            changes = {"precision_target": value}
+            store.update_retailer(retailer_id=MARK, changes=changes, updated_at=datetime.now(UTC))
+        finally:
+            store.close()
+        return wait_for(
+            lambda: all(target(server) == value for server in servers),
+            within_s=within_s,
+            what="a change read through the change feed",
+        )
+
+
 # --- PostgreSQL stopped and restarted under load ---------------------------------------------
 
 
@@ -624,17 +680,14 @@ def test_postgres_stopped_and_restarted_under_load(
     migrated = subprocess.run(migrate, env=os.environ | env, capture_output=True, timeout=60)
     assert migrated.returncode == 0, migrated.stderr.decode()
     server_log = tmp_path / "server.log"
+    keys = created_before_start(url, "a", "b", "c")
+    a, b = keys["a"], keys["b"]
+    feed_read = FeedMark(url)
     with running_server(env, log=server_log) as server:
-        keys = {}
-        for rid in ("a", "b", "c"):
-            created = server.post("/retailer", json=spec(rid), headers=OPERATOR)
-            assert created.status_code == 201, created.text
-            keys[rid] = {"Authorization": f"Bearer {created.json()['api_key']}"}
-        a, b = keys["a"], keys["b"]
-        time.sleep(0.6)  # the change feed has read the creations: nothing left to invalidate
         for _ in range(3):  # a's key and configuration cached; b's configuration too
             assert server.post("/predict_cart", json=cart("a"), headers=a).status_code == 200
         assert server.get("/retailer/b", headers=OPERATOR).status_code == 200
+        feed_read(server)  # and so they stay: the feed has nothing to evict
 
         load = Load()
         try:
@@ -789,11 +842,12 @@ def test_a_frozen_postgres_costs_a_write_a_503_in_bounded_time_not_a_hang(
     migrate = [sys.executable, "-m", "cartpredict", "db", "upgrade"]
     migrated = subprocess.run(migrate, env=os.environ | env, capture_output=True, timeout=60)
     assert migrated.returncode == 0, migrated.stderr.decode()
+    a = created_before_start(own_postgres.url, "a")["a"]
+    feed_read = FeedMark(own_postgres.url)
     with running_server(env, log=tmp_path / "server.log") as server:
-        created = server.post("/retailer", json=spec("a"), headers=OPERATOR)
-        a = {"Authorization": f"Bearer {created.json()['api_key']}"}
         for _ in range(3):
             assert server.post("/predict_cart", json=cart("a"), headers=a).status_code == 200
+        feed_read(server)  # a stays cached: the feed has nothing to evict
         frozen = cluster_pids(own_postgres)
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
@@ -858,28 +912,23 @@ def test_redis_stopped_and_restarted_under_load(
         "CARTPREDICT_REDIS_CHANNEL": channel,
         "CARTPREDICT_SYNC_INTERVAL_S": "0.2",
     }
-    idle_s = 0.6  # three feed polls: whatever the feed carried has been applied
     publisher = redis.Redis.from_url(own_redis.url, socket_timeout=1)
     log_one = tmp_path / "one.log"
+    keys = created_before_start(sqlite_url, "a", "b")
+    a, b = keys["a"], keys["b"]
+    feed_read = FeedMark(sqlite_url)
     with running_server(env, log=log_one) as one, running_server(env) as two:
-        keys = {}
-        for rid in ("a", "b"):
-            created = two.post("/retailer", json=spec(rid), headers=OPERATOR)
-            assert created.status_code == 201, created.text
-            keys[rid] = {"Authorization": f"Bearer {created.json()['api_key']}"}
-        a, b = keys["a"], keys["b"]
-        time.sleep(idle_s)
         for server in (one, two):
             assert server.post("/predict_cart", json=cart("a"), headers=a).status_code == 200
 
         def pushed(value: float) -> float:
             """b changed behind the servers' backs, then announced on the channel: how long
             until ``one`` serves the new value (it can only learn of it through Redis)."""
-            time.sleep(idle_s)
+            feed_read(one, two)  # whatever the feed carried has been applied
             before = precision(one, b)  # cached from here on
             behind_the_back(sqlite_url, value)
-            time.sleep(idle_s)
-            assert precision(one, b) == before  # the feed does not carry it
+            feed_read(one, two)
+            assert precision(one, b) == before  # the feed, read since, does not carry it
             started = time.monotonic()
             while publisher.publish(channel, "b") < 2:  # until both servers are subscribed
                 assert time.monotonic() - started < 10, "servers not subscribed again"

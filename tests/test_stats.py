@@ -1,14 +1,16 @@
 """Daily aggregates and what a retailer sees of them.
 
 Proves, with a controllable clock: outcomes are matched with the purchases that follow a
-prediction (realised precision and recall at the served decision); every aggregate endpoint
-shows only groups of at least 10 carts, merging or suppressing the rest and saying so; drift
-(PSI) tells a stable stream from a shifted one; a running server writes the prediction log and
-updates the stats on its own; an outage of the store loses no buffered prediction.
+prediction (realised precision and recall at the served decision); a day is shown once final;
+every aggregate endpoint shows only counts of 0 or at least 10 carts, merging or suppressing the
+rest and saying so; drift (PSI) tells a stable stream from a shifted one; a running server
+writes the prediction log and updates the stats on its own; an outage of the store loses no
+buffered prediction. (``test_anonymity_pairs.py``: no two answers can be subtracted.)
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 from cartpredict import drift, tally
 from cartpredict.anonymity import merge_small
 from cartpredict.api.app import create_app
+from cartpredict.clock import rfc3339
 from cartpredict.container import build_services
 from cartpredict.features import FeatureSpec
 from cartpredict.recorder import PredictionRecorder
@@ -32,8 +35,11 @@ from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from cartpredict.storage.migrate import upgrade
 
 from .conftest import OPERATOR, SettableClock, make_settings, retailer_spec
+from .stats_answers import small_differences
 
 DAY0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+FINAL_NOTE = ("a day is shown once final, 2 days after it ends (every outcome in, late events "
+              "arrived): its figures never change")  # fmt: skip
 
 
 @pytest.fixture
@@ -85,42 +91,49 @@ def shown_groups(body: dict[str, Any]) -> list[int]:
 def test_outcomes_give_realised_precision_and_recall(world: Any) -> None:
     svc, settings, clock = world
     # The baseline serves: "abandoned" below a cart value of 20.
-    flagged = [{"cart_id": f"a{i}", "cart_value": 10.0} for i in range(20)]
-    passed = [{"cart_id": f"b{i}", "cart_value": 50.0} for i in range(10)]
-    decisions = score(svc, flagged + passed + [{"cart_value": 5.0}, {"cart_value": 60.0}])
-    assert [d["prediction"] for d in decisions[:20]] == ["abandoned"] * 20
-    assert [d["prediction"] for d in decisions[20:30]] == ["purchased"] * 10
+    flagged = [{"cart_id": f"a{i}", "cart_value": 10.0} for i in range(40)]
+    passed = [{"cart_id": f"b{i}", "cart_value": 50.0} for i in range(20)]
+    without_id = [{"cart_value": 5.0}] * 10  # flagged, no outcome
+    decisions = score(svc, flagged + passed + without_id)
+    assert [d["prediction"] for d in decisions[:40]] == ["abandoned"] * 40
+    assert [d["prediction"] for d in decisions[40:60]] == ["purchased"] * 20
     clock.now = DAY0 + timedelta(minutes=5)
     score(svc, [{"cart_id": "a0", "cart_value": 11.0}])  # scored twice: still one cart
     clock.now = DAY0 + timedelta(hours=8)
-    purchase(svc, [f"a{i}" for i in range(5)], DAY0 + timedelta(hours=2))  # flagged, bought
-    purchase(svc, [f"b{i}" for i in range(7)], DAY0 + timedelta(hours=3))  # passed, bought
+    purchase(svc, [f"a{i}" for i in range(12)], DAY0 + timedelta(hours=2))  # flagged, bought
+    purchase(svc, [f"b{i}" for i in range(10)], DAY0 + timedelta(hours=3))  # passed, bought
     assert rollup(svc.store, as_of=clock.now) == 1
     (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
-    assert day.figures["outcomes"] == {"tp": 0, "fp": 5, "fn": 0, "tn": 7, "pending": 18,
-                                       "without_cart_id": 2}  # fmt: skip
+    assert day.figures["outcomes"] == {"tp": 0, "fp": 12, "fn": 0, "tn": 10, "pending": 38,
+                                       "without_cart_id": 10}  # fmt: skip
     assert not day.final
 
+    # Every 24 h window has closed, but a late purchase may still arrive: nothing is shown yet,
+    # so that no figure shown ever moves.
     clock.now = DAY0 + timedelta(hours=31)
-    purchase(svc, ["b9"], DAY0 + timedelta(hours=30))  # too late: abandoned within 24 h
+    purchase(svc, ["b19"], DAY0 + timedelta(hours=30))  # too late: abandoned within 24 h
     rollup(svc.store, as_of=clock.now)
+    body = stats_over_http(svc, settings, clock)
+    assert (body["periods"], body["totals"]) == ([], None)
+    assert {"field": "periods", "reason": FINAL_NOTE} in body["suppressed"]
+
+    clock.now = DAY0 + timedelta(days=3)  # the day ended 2 days ago: final
+    rollup(svc.store, as_of=clock.now)
+    (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
+    assert day.final  # every outcome in, late events had their day: never computed again
     body = stats_over_http(svc, settings, clock)
     StatsOut.model_validate(body)
     (period,) = body["periods"]
     assert period["start"] == period["end"] == DAY0.date().isoformat()
-    assert (period["carts"], period["predictions"], period["predicted_abandoned"]) == (32, 33, 21)
+    assert (period["carts"], period["predictions"], period["predicted_abandoned"]) == (70, 71, 50)
     outcomes = period["outcomes"]
-    assert (outcomes["resolved"], outcomes["pending"], outcomes["without_cart_id"]) == (30, 0, 2)
-    assert outcomes["precision"] == pytest.approx(15 / 20, abs=1e-4)  # a5..a19 of a0..a19
-    assert outcomes["recall"] == pytest.approx(15 / 18, abs=1e-4)  # and b7, b8, b9 missed
-    assert outcomes["abandonment_rate"] == pytest.approx(18 / 30, abs=1e-4)
-    assert body["totals"]["carts"] == 32
-    assert body["suppressed"] == []
-
-    clock.now = DAY0 + timedelta(days=3)
-    rollup(svc.store, as_of=clock.now)
-    (day,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
-    assert day.final  # every outcome in, late events had their day: never recomputed
+    assert (outcomes["resolved"], outcomes["pending"], outcomes["without_cart_id"]) == (60, 0, 10)
+    assert outcomes["precision"] == pytest.approx(28 / 40, abs=1e-4)  # a12..a39 of a0..a39
+    assert outcomes["recall"] == pytest.approx(28 / 38, abs=1e-4)  # and b10..b19 missed
+    assert outcomes["abandonment_rate"] == pytest.approx(38 / 60, abs=1e-4)
+    assert body["totals"] == {k: v for k, v in period.items() if k not in ("start", "end", "days")}
+    assert body["suppressed"] == [{"field": "periods", "reason": FINAL_NOTE}]
+    assert body["computed_at"] == rfc3339(clock.now)
 
 
 def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -> None:
@@ -129,22 +142,30 @@ def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -
     spread = trained("m-spread", intercept=5.0, weights={"log_value": -1.5})
     svc.store.add_model_version(version=spread)
     svc.store.set_served(scope="store_1", version_id="m-spread", action="promote", at=DAY0)
-    # Monday to Friday (DAY0 is a Monday): 3, 4, 12, 2 and 5 carts, two flagged each day.
+    # Monday to Friday (DAY0 is a Monday): 3, 4, 12, 2 and 5 carts; Wednesday's are all
+    # flagged, two a day on the other days. Nothing is bought: every outcome is "abandoned".
     for day, n in enumerate((3, 4, 12, 2, 5)):
         clock.now = DAY0 + timedelta(days=day)
-        score(svc, [{"cart_id": f"d{day}-{i}", "cart_value": 10.0 if i < 2 else 40.0 + i}
-                    for i in range(n)])  # fmt: skip
+        decisions = score(svc, [{"cart_id": f"d{day}-{i}",
+                                 "cart_value": 10.0 if i < 2 or day == 2 else 40.0 + i}
+                                for i in range(n)])  # fmt: skip
+        flagged = [
+            d["abandonment_probability"] for d in decisions if d["prediction"] != "purchased"
+        ]
+        assert len(flagged) == (n if day == 2 else 2)
+        assert all(0.8 <= p < 0.9 for p in flagged)
 
-    # Saturday: Wednesday (12 carts) is shown alone; the small days wait for the week's end.
+    # Saturday: Wednesday (12 carts) is final and shown alone; the small days wait for the
+    # week to be final.
     clock.now = DAY0 + timedelta(days=5)
     rollup(svc.store, as_of=clock.now)
     body = stats_over_http(svc, settings, clock)
     StatsOut.model_validate(body)
     assert [(p["start"], p["carts"]) for p in body["periods"]] == [("2026-03-04", 12)]
-    assert any("shown together once the week is over" in s["reason"] for s in body["suppressed"])
+    assert any("once every day of the week is final" in s["reason"] for s in body["suppressed"])
 
-    # Next Tuesday: the week is over; Mon, Tue, Thu and Fri (14 carts) are shown as one group.
-    clock.now = DAY0 + timedelta(days=8)
+    # Next Wednesday: Sunday is final; Mon, Tue, Thu and Fri (14 carts) are shown as one group.
+    clock.now = DAY0 + timedelta(days=9)
     rollup(svc.store, as_of=clock.now)
     body = stats_over_http(svc, settings, clock)
     StatsOut.model_validate(body)
@@ -153,16 +174,31 @@ def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -
     assert (week["start"], week["end"], week["days"], week["carts"]) == (
         "2026-03-02", "2026-03-06", 4, 14)  # fmt: skip
     assert (wednesday["start"], wednesday["days"], wednesday["carts"]) == ("2026-03-04", 1, 12)
-    assert {m["field"] for m in body["merged"]} == {"periods.0", "distribution"}
-    assert sum(b["carts"] for b in body["distribution"]) == 26
-    # 8 flagged carts in the week's group, all abandoned: too few for precision.
-    assert week["predicted_abandoned"] == 8
-    assert week["outcomes"]["precision"] is None
-    assert week["outcomes"]["recall"] == pytest.approx(8 / 14, abs=1e-4)  # over 14 abandoned
-    assert wednesday["outcomes"]["precision"] is None  # 2 flagged
-    assert body["totals"]["outcomes"]["precision"] == 1.0  # 10 flagged in all
+    assert {m["field"] for m in body["merged"]} == {"periods.0"}
+    # The week: 8 flagged and 6 not, both under 10: neither is shown, nor any realised rate.
+    assert (week["predicted_abandoned"], week["predicted_abandoned_share"]) == (None, None)
+    assert week["outcomes"]["resolved"] == 14
+    assert [week["outcomes"][r] for r in ("abandonment_rate", "precision", "recall")] == [None] * 3
+    # Wednesday: 12 flagged, 0 not; 12 abandoned, 0 bought: every cell shown.
+    assert (wednesday["predicted_abandoned"], wednesday["predicted_abandoned_share"]) == (12, 1.0)
+    assert wednesday["outcomes"]["precision"] == wednesday["outcomes"]["recall"] == 1.0
+    # Totals sum what is shown of each period, and say so.
+    totals = body["totals"]
+    assert (totals["carts"], totals["predicted_abandoned"], totals["outcomes"]["resolved"]) == (
+        26, 12, 26)  # fmt: skip
+    assert totals["predicted_abandoned_share"] == 1.0  # over Wednesday's carts
+    assert totals["outcomes"]["precision"] == 1.0
+    # The distribution: fixed bins, Wednesday's 12 carts near 0.8; the week's bins (8 and 6
+    # carts) are left out.
+    assert body["distribution"] == [{"lower": 0.8, "upper": 0.9, "carts": 12}]
     suppressed = {s["field"] for s in body["suppressed"]}
-    assert suppressed == {"periods.0.outcomes.precision", "periods.1.outcomes.precision"}
+    assert suppressed == {
+        "periods", "periods.0.predicted_abandoned", "periods.0.predicted_abandoned_share",
+        "periods.0.outcomes.abandonment_rate", "periods.0.outcomes.precision",
+        "periods.0.outcomes.recall", "totals.predicted_abandoned",
+        "totals.predicted_abandoned_share", "totals.outcomes",
+        "distribution",
+    }  # fmt: skip
 
     # Windows of every length show the same groups, whole: no two answers can be subtracted
     # to isolate fewer than 10 carts.
@@ -173,16 +209,18 @@ def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -
         assert all(p in body["periods"] for p in answer["periods"])
         assert answer["totals"] is None or answer["totals"]["carts"] == sum(
             p["carts"] for p in answer["periods"])  # fmt: skip
+    for smaller, larger in itertools.pairwise(answers):
+        assert small_differences(smaller, larger) == []
 
-    # Today's carts wait for the day to end; a window with nothing else shows nothing, and says
-    # why.
+    # Today's carts wait for the day to be final; a window with nothing else shows nothing,
+    # and says why.
     clock.now = DAY0 + timedelta(days=40)
     score(svc, [{"cart_id": f"late-{i}", "cart_value": 30.0} for i in range(17)])
     rollup(svc.store, as_of=clock.now)
     with TestClient(create_app(settings, clock=clock)) as client:
         body = client.get("/retailer/store_1/stats?days=3", headers=OPERATOR).json()
     assert (body["periods"], body["totals"], body["distribution"]) == ([], None, [])
-    assert body["suppressed"] == [{"field": "periods", "reason": "today is shown once it is over"}]
+    assert body["suppressed"] == [{"field": "periods", "reason": FINAL_NOTE}]
 
     # The model's held-out figures: shown over 10 test carts or more, never under.
     for n_test, version_id in ((7, "m-small"), (40, "m-large")):
@@ -191,6 +229,7 @@ def test_every_aggregate_endpoint_suppresses_groups_under_10_carts(world: Any) -
                              at=clock.now)  # fmt: skip
         svc.notifier.changed("store_1")
         model = stats_over_http(svc, settings, clock, path="model")
+        assert model["n_train"] == 200  # its own model: its own rows
         if n_test < K_ANONYMITY:
             assert model["metrics"] is None
             reason = "held-out figures cover fewer than 10 test carts"
@@ -249,17 +288,26 @@ def test_drift_tells_a_stable_stream_from_a_shifted_one(world: Any) -> None:
     body = stats_over_http(svc, settings, clock)
     assert body["drift"]["status"] == "insufficient_data"  # nothing scored yet
 
-    score(svc, training[:250])  # the same mix as training
+    score(svc, training[:250])  # the same mix as training, on Monday
+    rollup(svc.store, as_of=clock.now)
+    body = stats_over_http(svc, settings, clock)
+    assert body["drift"]["status"] == "insufficient_data"  # today is shown once final
+    assert body["drift"]["window"] == {"start": "2026-02-16", "end": "2026-02-22", "days": 7}
+
+    clock.now = DAY0 + timedelta(days=7)  # next Monday: big carts, tablets
+    score(svc, carts_like([400.0 + i for i in range(300)], ["tablet"]))
+    clock.now = DAY0 + timedelta(days=9)  # Wednesday: the first week is final
     rollup(svc.store, as_of=clock.now)
     stable = stats_over_http(svc, settings, clock)["drift"]
     assert stable["status"] == "stable", stable
     assert stable["model_version"] == "m-1"
     assert stable["carts"] == 250
+    assert stable["window"] == {"start": "2026-03-02", "end": "2026-03-08", "days": 7}
 
-    clock.now = DAY0 + timedelta(days=1)
-    score(svc, carts_like([400.0 + i for i in range(300)], ["tablet"]))  # big carts, tablets
+    clock.now = DAY0 + timedelta(days=16)  # the second week is final
     rollup(svc.store, as_of=clock.now)
     shifted = stats_over_http(svc, settings, clock)["drift"]
+    assert shifted["carts"] == 300
     assert shifted["status"] == "significant"
     assert shifted["features"]["cart_value"]["status"] == "significant"
     assert shifted["features"]["device_type"]["status"] == "significant"
@@ -379,6 +427,7 @@ def test_under_the_pooled_model_drift_compares_with_the_retailers_own_training_c
         svc.notifier.changed("store_1")
         if version_id == "m-p1":
             score(svc, mine)
+            clock.now = DAY0 + timedelta(days=9)  # the week is final
             rollup(svc.store, as_of=clock.now)
             body = stats_over_http(svc, settings, clock)["drift"]
             assert (body["status"], body["model_version"]) == ("stable", "m-p1")  # vs its own

@@ -105,15 +105,19 @@ def test_delete_erases_the_retailer_and_its_keys_only(store: Store) -> None:
     assert store.delete_retailer(retailer_id="a", at=T0) is False
 
 
-def test_keys_are_added_looked_up_and_revoked_per_retailer(store: Store) -> None:
+def test_keys_are_added_looked_up_and_replaced_per_retailer(store: Store) -> None:
     store.create_retailer(retailer=make("a"), key_hash="1" * 64)
     store.create_retailer(retailer=make("b"), key_hash="3" * 64)
     assert store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0) is True
     assert store.add_api_key(retailer_id="nobody", key_hash="4" * 64, created_at=T0) is False
     assert store.retailer_for_key(key_hash="2" * 64) == "a"
-    assert store.revoke_api_keys(retailer_id="a", at=T0) == 2
+    assert store.replace_api_keys(retailer_id="a", key_hash="5" * 64, at=T0) is True
     assert store.retailer_for_key(key_hash="1" * 64) is None
+    assert store.retailer_for_key(key_hash="2" * 64) is None
+    assert store.retailer_for_key(key_hash="5" * 64) == "a"
     assert store.retailer_for_key(key_hash="3" * 64) == "b"
+    assert store.replace_api_keys(retailer_id="nobody", key_hash="6" * 64, at=T0) is False
+    assert store.retailer_for_key(key_hash="6" * 64) is None
 
 
 def test_every_write_appends_to_the_change_feed(store: Store) -> None:
@@ -121,7 +125,7 @@ def test_every_write_appends_to_the_change_feed(store: Store) -> None:
     store.create_retailer(retailer=make("a"), key_hash="1" * 64)
     store.update_retailer(retailer_id="a", changes={"pooled_learning": True}, updated_at=T0)
     store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0)
-    store.revoke_api_keys(retailer_id="a", at=T0)
+    store.replace_api_keys(retailer_id="a", key_hash="3" * 64, at=T0)
     store.delete_retailer(retailer_id="a", at=T0)
     feed = store.changes_after(seq=start)
     assert [c.retailer_id for c in feed] == ["a"] * 5

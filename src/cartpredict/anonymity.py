@@ -1,4 +1,9 @@
-"""k-anonymity: groups too small to show are merged with their neighbours until each is not."""
+"""k-anonymity: counts shown only when they cover at least k carts (or none), so that neither
+one figure nor the difference of two can single out fewer.
+
+Two tools: ``merge_small`` groups consecutive items (bins of a curve) until each group holds k;
+``suppress_small`` decides which parts of a group that is shown whole may be shown too.
+"""
 
 from __future__ import annotations
 
@@ -26,3 +31,28 @@ def merge_small(items: Sequence[T], size: Callable[[T], int], k: int) -> list[li
             return []
         groups[-1].extend(current)
     return groups
+
+
+def kept(count: int, k: int) -> bool:
+    """A count that may be shown: no carts, or at least ``k``."""
+    return count == 0 or count >= k
+
+
+def suppress_small(parts: Sequence[int], k: int) -> list[int | None]:
+    """The parts of a whole (which is shown) that may be shown with it; ``None`` for the rest.
+
+    A part of 1 to k-1 carts is left out, and so is any part that would give it away: what is
+    left out is the whole minus what is shown, so it must hold 0 or at least ``k`` too. When
+    the parts left out hold fewer, the smallest shown parts (never a 0) join them until they
+    reach ``k``. Then every figure an answer shows of the whole, and every sum of such
+    figures over several wholes, is a sum of counts that are each 0 or at least ``k``.
+    """
+    shown: list[int | None] = [n if kept(n, k) else None for n in parts]
+    hidden = sum(n for n, s in zip(parts, shown, strict=True) if s is None)
+    for i in sorted(range(len(parts)), key=lambda i: parts[i]):
+        if kept(hidden, k):
+            break
+        if shown[i]:
+            shown[i] = None
+            hidden += parts[i]
+    return shown

@@ -82,12 +82,18 @@ def _opened(settings: Settings | None = None) -> Iterator[Any]:
 
 
 def _upgrade(settings: Settings) -> None:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     from .storage.migrate import upgrade
 
     try:
         upgrade(settings.database_url)
+    except ProgrammingError as exc:  # e.g. the service's own role, which may not change the schema
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise click.ClickException(
+            f"cannot bring the schema up to date as this database role ({reason}): run "
+            "`cartpredict db upgrade` as the schema's owner"
+        ) from exc
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise click.ClickException(
@@ -150,6 +156,42 @@ def db_upgrade() -> None:
     settings = _settings()
     _upgrade(settings)
     click.echo(f"schema up to date at {_redacted(settings.database_url)}")
+
+
+@db.command("create-service-role")
+@click.argument("name")
+@click.option(
+    "--password-env",
+    metavar="VAR",
+    help="Environment variable holding the role's password (none: peer or trust auth).",
+)
+def db_create_service_role(name: str, password_env: str | None) -> None:
+    """Create the service's PostgreSQL login role NAME, with least privilege.
+
+    Run it as an administrator (CARTPREDICT_DATABASE_URL naming an admin) after `db upgrade`;
+    then run the service with a URL naming NAME. Safe to run again.
+    """
+    from sqlalchemy.engine import make_url
+
+    from .storage.roles import create_service_login
+
+    settings = _settings()
+    if make_url(settings.database_url).get_backend_name() != "postgresql":
+        raise click.ClickException("roles exist on PostgreSQL only: SQLite has no users")
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.ClickException(f"{password_env} is not set or empty")
+    try:
+        create_service_login(settings.database_url, name, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    service_url = make_url(settings.database_url).set(username=name, password=None)
+    click.echo(
+        f"role {name} ready: serve with CARTPREDICT_DATABASE_URL={service_url.render_as_string()}"
+        " (with the password, if the server asks for one)"
+    )
 
 
 # --- retailers -------------------------------------------------------------------------------

@@ -71,5 +71,11 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         bus=bus,
         metrics=metrics,
         recorder=recorder,
-        stats=StatsService(store=store, tenants=tenants, registry=registry, clock=clock),
+        stats=StatsService(
+            store=store,
+            tenants=tenants,
+            registry=registry,
+            clock=clock,
+            held_days=settings.aggregate_retention_days,
+        ),
     )

@@ -121,12 +121,19 @@ def status(value: float) -> str:
 
 
 def compare(
-    training: Mapping[str, Sequence[int]], recent: Mapping[str, Sequence[int]]
+    training: Mapping[str, Sequence[int]], recent: Mapping[str, Sequence[int | None]]
 ) -> dict[str, Any]:
-    """PSI and its reading per feature; the overall status is the worst feature's."""
+    """PSI and its reading per feature; the overall status is the worst feature's.
+
+    A recent bin given as None (its count is not known: left out for k-anonymity) is left out
+    of both sides, so that the shares compared are those among the same bins; a feature with
+    fewer than two bins left is not compared."""
     features = {}
     for name in FEATURES:
-        value = psi(training[name], recent[name])
+        pairs = [(e, a) for e, a in zip(training[name], recent[name], strict=True) if a is not None]
+        if len(pairs) < 2:
+            continue
+        value = psi([e for e, _ in pairs], [a for _, a in pairs])
         features[name] = {"psi": round(value, 4), "status": status(value)}
     worst = max((f["psi"] for f in features.values()), default=0.0)
     return {"status": status(worst), "features": features}

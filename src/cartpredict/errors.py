@@ -127,7 +127,7 @@ class UnsupportedMediaType(CartPredictError):
 class StoreUnavailable(CartPredictError):
     status = 503
     code = "store_unavailable"
-    default_message = "The data store is unavailable; try again shortly."
+    default_message = "The data store is unavailable; nothing was written. Try again shortly."
 
     def __init__(
         self,
@@ -143,3 +143,12 @@ class SchemaOutOfDate(CartPredictError):
     status = 503
     code = "schema_out_of_date"
     default_message = "The database schema is not up to date: run `cartpredict db upgrade`."
+
+
+class TooManyRequests(CartPredictError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests for this retailer; retry after the seconds in Retry-After."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})

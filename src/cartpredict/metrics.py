@@ -70,6 +70,11 @@ class Metrics:
             "Predictions waiting in this process to be written to the prediction log",
             registry=self.registry,
         )
+        self._rate_limited = Counter(
+            "cartpredict_rate_limited_requests",
+            "Requests refused with 429 because their retailer's key was over its rate limit",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -79,6 +84,9 @@ class Metrics:
             self._children[(route, status)] = child
         child[0].inc()
         child[1].observe(seconds)
+
+    def rate_limited(self) -> None:
+        self._rate_limited.inc()
 
     def predicted(self, kind: str, n: int = 1) -> None:
         self._by_kind[kind].inc(n)

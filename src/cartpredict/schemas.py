@@ -6,6 +6,7 @@ rejects NaN and Infinity, and takes numbers and booleans only as JSON numbers an
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -305,9 +306,18 @@ MAX_EVENTS = 10_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+# RFC 3339's date-time, no more: pydantic alone would also take a Unix time ("1700000000"),
+# minutes without seconds, or an offset without its colon.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
 def _rfc3339_text(value: object) -> object:
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 string with a time zone, e.g. 2026-11-01T10:00:00Z")
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a time zone, e.g. 2026-11-01T10:00:00Z"
+        )
     return value
 
 
@@ -381,9 +391,14 @@ class ModelOut(BaseModel):
     threshold: float | None
     intercept: float | None
     weights: dict[str, float] | None = Field(description="Log-odds of abandonment per feature")
-    metrics: dict[str, Any] | None = Field(description="Held-out figures from training")
+    metrics: dict[str, Any] | None = Field(
+        description="Held-out figures from training; for the pooled model only those over "
+        "this retailer's own test carts, when the version holds them"
+    )
     training_window: TrainingWindow | None
-    n_train: int
+    n_train: int | None = Field(
+        description="Training rows; for the pooled model only those of this retailer's carts"
+    )
     suppressed: list[Note] = Field(
         default_factory=list, description="Figures left out: they cover too few carts"
     )
@@ -393,9 +408,9 @@ class ModelOut(BaseModel):
 
 
 class Outcomes(BaseModel):
-    resolved: int = Field(description="Carts whose outcome is known")
-    pending: int = Field(description="Carts scored less than 24 h ago and not purchased yet")
-    without_cart_id: int = Field(description="Carts predicted without a cart_id: no outcome")
+    resolved: int | None = Field(description="Carts whose outcome is known")
+    pending: int | None = Field(description="Carts scored less than 24 h ago and not purchased yet")
+    without_cart_id: int | None = Field(description="Carts predicted without a cart_id: no outcome")
     abandonment_rate: Probability | None = Field(description="Among resolved carts")
     precision: Probability | None = Field(
         description="Realised: of the resolved carts predicted abandoned, the share abandoned"
@@ -408,8 +423,10 @@ class Outcomes(BaseModel):
 class StatsGroup(BaseModel):
     carts: int = Field(description="Distinct carts scored (a cart counts once per day)")
     predictions: int
-    predicted_abandoned: int
-    predicted_abandoned_share: Probability
+    predicted_abandoned: int | None = Field(
+        description="Null when it, or the carts not predicted abandoned, number 1 to k-1"
+    )
+    predicted_abandoned_share: Probability | None
     mean_abandonment_probability: Probability
     outcomes: Outcomes
 
@@ -452,8 +469,12 @@ class StatsOut(BaseModel):
     window: StatsWindow
     computed_at: datetime | None = Field(description="When the aggregates were last updated")
     totals: StatsGroup | None
-    periods: list[StatsPeriod] = Field(description="Days, merged where a day has too few carts")
+    periods: list[StatsPeriod] = Field(
+        description="Final days, merged where a day has too few carts"
+    )
     distribution: list[DistributionBin] = Field(description="Carts by P(abandoned)")
     drift: DriftOut
     merged: list[Note] = Field(description="Groups merged to reach k carts")
-    suppressed: list[Note] = Field(description="Figures left out: too few carts")
+    suppressed: list[Note] = Field(
+        description="Figures left out, or summed over fewer periods: too few carts"
+    )

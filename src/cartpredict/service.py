@@ -20,7 +20,15 @@ from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
 from .schemas import CartIn, CartUpdated, Purchased, RetailerCreate
 from .settings import K_ANONYMITY
-from .storage import POOLED_SCOPE, Retailer, Store, StoredEvent
+from .storage import (
+    POOLED_SCOPE,
+    EventConflict,
+    ModelVersion,
+    NoSuchRetailer,
+    Retailer,
+    Store,
+    StoredEvent,
+)
 from .sync import Notifier
 
 
@@ -103,14 +111,11 @@ class RetailerService:
         self._notifier.changed(retailer_id)
 
     def rotate_key(self, retailer_id: str) -> str:
-        """Revoke every key of the retailer and issue a new one."""
-        now = self._clock()
-        if self._store.get_retailer(retailer_id=retailer_id) is None:
-            raise RetailerNotFound()
-        self._store.revoke_api_keys(retailer_id=retailer_id, at=now)
+        """Revoke every key of the retailer and issue a new one (atomically: after concurrent
+        rotations, only the last one's key is valid)."""
         key = new_api_key()
-        if not self._store.add_api_key(
-            retailer_id=retailer_id, key_hash=hash_key(key), created_at=now
+        if not self._store.replace_api_keys(
+            retailer_id=retailer_id, key_hash=hash_key(key), at=self._clock()
         ):
             raise RetailerNotFound()
         self._notifier.changed(retailer_id)
@@ -179,7 +184,24 @@ class EventService:
             raise InvalidInput(f"{len(problems)} problem(s) in the batch; nothing was stored",
                                details=problems)  # fmt: skip
         stored = [_stored(event, now) for event in events]
-        return self._store.add_events(retailer_id=retailer.retailer_id, events=stored)
+        try:
+            return self._store.add_events(
+                retailer_id=retailer.retailer_id, events=stored, incarnation=retailer.created_at
+            )
+        except NoSuchRetailer:
+            raise RetailerNotFound() from None
+        except EventConflict as exc:
+            conflicting = set(exc.event_ids)
+            details = [
+                {"field": f"events.{i}.event_id",
+                 "reason": f"'{e.event_id}' is stored already with another payload"}
+                for i, e in enumerate(events) if e.event_id in conflicting
+            ]  # fmt: skip
+            raise Conflict(
+                f"{len(conflicting)} event id(s) already stored with a different event: an "
+                "event id names one event; nothing was stored",
+                details=details,
+            ) from None
 
 
 def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEvent:
@@ -302,16 +324,13 @@ class ModelService:
                 "n_train": 0,
                 "suppressed": [],
             }
-        metrics: dict[str, Any] | None = dict(version.metrics)
-        suppressed = []
-        if int(version.metrics.get("n_test_carts", 0)) < K_ANONYMITY:
-            metrics = None  # figures over fewer than k carts are not shown
-            reason = f"held-out figures cover fewer than {K_ANONYMITY} test carts"
-            suppressed.append({"field": "metrics", "reason": reason})
+        pooled = version.scope == POOLED_SCOPE
+        figures = self._pooled_figures if pooled else self._own_figures
+        metrics, n_train, suppressed = figures(retailer_id, version)
         return {
             "retailer_id": retailer_id,
             "model_version": version.version_id,
-            "kind": "pooled" if version.scope == POOLED_SCOPE else "retailer",
+            "kind": "pooled" if pooled else "retailer",
             "description": "logistic regression on P(abandoned); weights are log-odds per unit "
             "of each feature",
             "threshold": version.threshold,
@@ -322,9 +341,49 @@ class ModelService:
                 "start": rfc3339(version.train_start),
                 "end": rfc3339(version.train_end),
             },
-            "n_train": version.n_train,
+            "n_train": n_train,
             "suppressed": suppressed,
         }
+
+    @staticmethod
+    def _own_figures(
+        retailer_id: str, version: ModelVersion
+    ) -> tuple[dict[str, Any] | None, int | None, list[dict[str, str]]]:
+        """A retailer's own model: every figure is over its own carts; held-out metrics are
+        shown over at least k test carts."""
+        if int(version.metrics.get("n_test_carts", 0)) >= K_ANONYMITY:
+            return dict(version.metrics), version.n_train, []
+        reason = f"held-out figures cover fewer than {K_ANONYMITY} test carts"
+        return None, version.n_train, [{"field": "metrics", "reason": reason}]
+
+    @staticmethod
+    def _pooled_figures(
+        retailer_id: str, version: ModelVersion
+    ) -> tuple[dict[str, Any] | None, int | None, list[dict[str, str]]]:
+        """The pooled model is fitted on every member's carts. Its weights, intercept and
+        threshold are what crosses tenants; of its figures a retailer sees only those computed
+        on its own carts: its share of the training rows (from the member's training profile)
+        and held-out metrics on its own test carts, where the version holds them per member
+        (``metrics["by_retailer"]``). Counts of 1 to k-1 are left out, as everywhere."""
+        k = K_ANONYMITY
+        others = "pooled model: figures over other retailers' carts are not shown"
+        suppressed: list[dict[str, str]] = []
+        own = (version.metrics.get("by_retailer") or {}).get(retailer_id)
+        metrics = dict(own) if own and int(own.get("n_test_carts", 0)) >= k else None
+        if metrics is None:
+            why = others if own is None else f"{others}; yours cover fewer than {k} test carts"
+            suppressed.append({"field": "metrics", "reason": why})
+        members = (version.profile or {}).get("by_retailer")
+        mine = None if members is None else members.get(retailer_id, {}).get("cart_value", [])
+        n_train = None if mine is None else sum(mine)  # one count per training row
+        if n_train is None or 0 < n_train < k:
+            n_train = None
+            why = others if members is None else f"{others}; yours are fewer than {k} rows"
+            suppressed.append({"field": "n_train", "reason": why})
+        else:
+            why = "pooled model: counts the training rows of your carts only"
+            suppressed.append({"field": "n_train", "reason": why})
+        return metrics, n_train, suppressed
 
     def rollback(self, retailer_id: str) -> dict[str, Any]:
         self._tenants.load(retailer_id)  # RetailerNotFound first

@@ -12,11 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///./cartpredict.db"
 MAX_RAW_RETENTION_DAYS = 14  # the privacy promise: raw, row-level data at most 14 days
 MAX_AGGREGATE_RETENTION_DAYS = 90  # aggregates (model versions, daily stats) at most 90 days
+RATE_LIMIT_PER_S = 5000.0  # per retailer: far above a retailer's traffic and the benchmark's
+RATE_LIMIT_BURST = 10000
 K_ANONYMITY = 10  # every aggregate a retailer sees covers at least this many carts (not a setting)
+MIN_OPERATOR_KEY_LENGTH = 32  # the operator key administers every tenant: no guessable one
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CARTPREDICT_", extra="forbid")
+    # An error never echoes the value it refuses: it may be a key or a URL with a password.
+    model_config = SettingsConfigDict(
+        env_prefix="CARTPREDICT_", extra="forbid", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
@@ -60,6 +66,40 @@ class Settings(BaseSettings):
     stats_interval_s: float = Field(
         300.0, gt=0, description="How often a running server updates the daily stats"
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a client has to send a request's head (request line and "
+        "headers), from its connection or its first byte; 408 and the connection closed after",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long a client has to send a request's body once its head is in; 408 "
+        "and the connection closed after",
+    )
+    rate_limit_per_s: float = Field(
+        RATE_LIMIT_PER_S,
+        ge=0,
+        description="Requests a second each retailer's key may make (all its keys together; "
+        "the operator key is exempt); 429 with Retry-After beyond; 0 turns the limit off",
+    )
+    rate_limit_burst: int = Field(
+        RATE_LIMIT_BURST,
+        ge=1,
+        description="Requests a retailer may make at once above its rate (the bucket's size)",
+    )
+
+    @field_validator("operator_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_OPERATOR_KEY_LENGTH:
+            raise ValueError(
+                f"CARTPREDICT_OPERATOR_KEY must be at least {MIN_OPERATOR_KEY_LENGTH} characters "
+                f"(got {len(key.get_secret_value())}): generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return key
 
     @field_validator("raw_retention_days")
     @classmethod

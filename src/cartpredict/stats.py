@@ -11,23 +11,34 @@ passed without one, *pending* until then. A day is recomputed on every rollup un
 outcome is in and late events have had ``LATE_EVENTS`` to arrive; then it is final, and it
 outlives the raw rows it came from (aggregates are kept up to 90 days).
 
-**k-anonymity.** Every figure shown covers at least ``K_ANONYMITY`` carts, and the groups are
-fixed by the calendar (see ``_periods``), so that subtracting one answer from another (another
-window, another day) cannot isolate fewer: a day with at least k carts is shown alone, the other
-days of a week together once the week is over, today once it is over. Bins of the distribution
-are merged until each holds k, a ratio is shown only when the carts it is taken over number at
-least k, and the response lists every merge and every suppression.
+**k-anonymity.** Every count shown covers 0 or at least ``K_ANONYMITY`` carts, and so does
+the difference of any two answers over nested sets of groups (two windows at one moment, one
+window at two moments as long as nothing left it), so that subtraction cannot single out fewer:
+
+* groups are fixed by the calendar (``_periods``): a day with at least k carts alone, the other
+  days of a week together; all windows end today, so two of them differ by whole groups;
+* a group is shown only once final, so what happens later (a new prediction, a purchase, a
+  pending outcome resolved) never moves a figure shown; today never shows;
+* within a group, a count of 1 to k-1 is left out, and so is whatever would give it away (the
+  rest of a split of the group's carts, see ``anonymity.suppress_small``); totals and the
+  distribution (fixed bins, never merged) are sums of what is shown of each group;
+* a ratio is taken over groups whose parts are all shown, and only over at least k carts;
+* drift is taken over the shown groups of one calendar week, once the whole week is final, with
+  the same rule applied to the week's histograms.
+
+The response lists every merge and every figure left out, and why.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from . import drift, tally
-from .anonymity import merge_small
+from .anonymity import kept, suppress_small
 from .clock import Clock, rfc3339
 from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
@@ -38,6 +49,7 @@ from .tally import P_BINS
 
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
+FINAL_AFTER = OUTCOME_WINDOW + LATE_EVENTS  # after a day ends: final, never computed again
 # A purchase stamped this much before the prediction still follows it: event times are often
 # whole seconds, and the retailer's clock is not ours.
 CLOCK_SKEW = timedelta(minutes=2)
@@ -121,7 +133,7 @@ def rollup(store: Store, *, as_of: datetime) -> int:
                 retailer_id=rid,
                 day=day,
                 computed_at=as_of,
-                final=as_of >= day_bounds(day)[1] + OUTCOME_WINDOW + LATE_EVENTS,
+                final=as_of >= day_bounds(day)[1] + FINAL_AFTER,
                 figures=day_figures(
                     by_day[day], purchases, as_of=as_of, counted=counted.get(day, ())
                 ),
@@ -147,149 +159,313 @@ def _days(first: date, last: date) -> Iterable[date]:
         day += timedelta(days=1)
 
 
-# --- k-anonymity -------------------------------------------------------------------------------
+# --- what a retailer sees: final groups, each count 0 or at least k ----------------------------
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What a retailer may see of one group of carts, or of several groups summed.
+
+    Of a group, every count is 0 or at least k, and so is what each split of its carts leaves
+    out (``suppress_small``); a sum over groups adds only such counts. The difference of two
+    sums over nested sets of groups is then a sum of such counts as well: 0 or at least k.
+    ``None``: left out of every group summed; ``partial`` names what was left out of some.
+    """
+
+    carts: int
+    predictions: int
+    p_abandoned_sum: float
+    flagged: int | None  # carts predicted abandoned
+    flagged_among: int  # the carts of the groups ``flagged`` is summed over
+    resolved: int | None
+    pending: int | None
+    without_cart_id: int | None
+    cells: tuple[int, ...] | None  # tp, fp, fn, tn, where every cell of the group is kept
+    distribution: tuple[int, ...]  # P_BINS bins; a bin left out of a group counts 0 there
+    partial: frozenset[str]
+
+
+def _shown(figures: Mapping[str, Any]) -> _Shown:
+    """What may be shown of one group (its ``figures`` summed over its days)."""
+    k = K_ANONYMITY
+    o = figures["outcomes"]
+    carts, flagged = int(figures["carts"]), int(figures["predicted_abandoned"])
+    tp, fp, fn, tn = (int(o[key]) for key in ("tp", "fp", "fn", "tn"))
+    shown_flagged = suppress_small((flagged, carts - flagged), k)[0]
+    resolved, pending, without = suppress_small(
+        (tp + fp + fn + tn, int(o["pending"]), int(o["without_cart_id"])), k
+    )
+    # With ``resolved`` and ``predicted_abandoned``, the three realised rates give away every
+    # cell of decision x outcome, the unresolved carts' decisions included: all or none.
+    cells = (tp, fp, fn, tn, flagged - tp - fp, carts - flagged - fn - tn)
+    whole = all(kept(n, k) for n in cells)
+    distribution = [n or 0 for n in suppress_small(figures["distribution"], k)]
+    partial = {
+        name
+        for name, value in (("flagged", shown_flagged), ("resolved", resolved),
+                            ("pending", pending), ("without_cart_id", without))
+        if value is None
+    }  # fmt: skip
+    partial |= {"cells"} if not whole else set()
+    partial |= {"distribution"} if list(distribution) != list(figures["distribution"]) else set()
+    return _Shown(
+        carts=carts,
+        predictions=int(figures["predictions"]),
+        p_abandoned_sum=float(figures["p_abandoned_sum"]),
+        flagged=shown_flagged,
+        flagged_among=carts if shown_flagged is not None else 0,
+        resolved=resolved,
+        pending=pending,
+        without_cart_id=without,
+        cells=(tp, fp, fn, tn) if whole else None,
+        distribution=tuple(distribution),
+        partial=frozenset(partial),
+    )
+
+
+def _sum(groups: Sequence[_Shown]) -> _Shown:
+    """Several groups as one: each count summed over the groups where it is shown."""
+
+    def total(values: Iterable[int | None]) -> int | None:
+        present = [v for v in values if v is not None]
+        return sum(present) if present else None
+
+    cells = [g.cells for g in groups if g.cells is not None]
+    bins = zip(*(g.distribution for g in groups), strict=True)
+    return _Shown(
+        carts=sum(g.carts for g in groups),
+        predictions=sum(g.predictions for g in groups),
+        p_abandoned_sum=sum(g.p_abandoned_sum for g in groups),
+        flagged=total(g.flagged for g in groups),
+        flagged_among=sum(g.flagged_among for g in groups),
+        resolved=total(g.resolved for g in groups),
+        pending=total(g.pending for g in groups),
+        without_cart_id=total(g.without_cart_id for g in groups),
+        cells=tuple(sum(c) for c in zip(*cells, strict=True)) if cells else None,
+        distribution=tuple(sum(counts) for counts in bins),
+        partial=frozenset().union(*(g.partial for g in groups)),
+    )
 
 
 class _Notes:
+    """The response's ``merged`` and ``suppressed`` lists."""
+
     def __init__(self) -> None:
         self.merged: list[dict[str, str]] = []
         self.suppressed: list[dict[str, str]] = []
 
+    def left_out(self, field: str, reason: str) -> None:
+        self.suppressed.append({"field": field, "reason": reason})
+
+    def count(self, shown: _Shown, name: str, field: str) -> int | None:
+        """A count of ``shown``, or None, saying what was left out of it."""
+        value: int | None = getattr(shown, name)
+        if value is None:
+            self.left_out(field, f"it, or the rest of the carts, would cover fewer than "
+                          f"{K_ANONYMITY} carts")  # fmt: skip
+        elif name in shown.partial:
+            self.left_out(field, f"sums the periods where it is shown (in the others it, or "
+                          f"the rest of the carts, covers fewer than {K_ANONYMITY})")  # fmt: skip
+        return value
+
     def ratio(self, field: str, hits: int, among: int, what: str) -> float | None:
         if among >= K_ANONYMITY:
             return round(hits / among, 4)
-        self.suppressed.append({"field": field, "reason": f"fewer than {K_ANONYMITY} carts {what}"})
+        self.left_out(field, f"fewer than {K_ANONYMITY} carts {what}")
         return None
 
 
-def _group(figures: Mapping[str, Any], field: str, notes: _Notes) -> dict[str, Any]:
-    """What a retailer sees of a group of carts already known to hold at least k."""
-    o = figures["outcomes"]
-    carts = figures["carts"]
-    resolved = o["tp"] + o["fp"] + o["fn"] + o["tn"]
+def _group(shown: _Shown, field: str, notes: _Notes) -> dict[str, Any]:
+    """What a retailer sees of a group, or of the sum of several (``totals``)."""
+    flagged = notes.count(shown, "flagged", f"{field}.predicted_abandoned")
+    share = None if flagged is None else round(flagged / shown.flagged_among, 4)
+    if flagged is None or "flagged" in shown.partial:
+        notes.left_out(f"{field}.predicted_abandoned_share", "as predicted_abandoned")
     return {
-        "carts": carts,
-        "predictions": figures["predictions"],
-        "predicted_abandoned": figures["predicted_abandoned"],
-        "predicted_abandoned_share": round(figures["predicted_abandoned"] / carts, 4),
-        "mean_abandonment_probability": round(figures["p_abandoned_sum"] / carts, 4),
+        "carts": shown.carts,
+        "predictions": shown.predictions,
+        "predicted_abandoned": flagged,
+        "predicted_abandoned_share": share,
+        "mean_abandonment_probability": round(shown.p_abandoned_sum / shown.carts, 4),
         "outcomes": {
-            "resolved": resolved,
-            "pending": o["pending"],
-            "without_cart_id": o["without_cart_id"],
-            "abandonment_rate": notes.ratio(
-                f"{field}.outcomes.abandonment_rate", o["tp"] + o["fn"], resolved,
-                "with a known outcome",
+            "resolved": notes.count(shown, "resolved", f"{field}.outcomes.resolved"),
+            "pending": notes.count(shown, "pending", f"{field}.outcomes.pending"),
+            "without_cart_id": notes.count(
+                shown, "without_cart_id", f"{field}.outcomes.without_cart_id"
             ),
-            "precision": notes.ratio(
-                f"{field}.outcomes.precision", o["tp"], o["tp"] + o["fp"],
-                "predicted abandoned with a known outcome",
-            ),
-            "recall": notes.ratio(
-                f"{field}.outcomes.recall", o["tp"], o["tp"] + o["fn"], "abandoned",
-            ),
+            **_rates(shown, f"{field}.outcomes", notes),
         },
-    }  # fmt: skip
+    }
 
 
-def _distribution(counts: Sequence[int], notes: _Notes) -> list[dict[str, Any]]:
-    bins = [(i / P_BINS, (i + 1) / P_BINS, n) for i, n in enumerate(counts) if n]
-    groups = merge_small(bins, lambda b: b[2], K_ANONYMITY)
-    if len(groups) < len(bins):
-        notes.merged.append(
-            {"field": "distribution", "reason": f"bins with fewer than {K_ANONYMITY} carts were "
-             "merged with their neighbours"}
-        )  # fmt: skip
-    return [{"lower": g[0][0], "upper": g[-1][1], "carts": sum(b[2] for b in g)} for g in groups]
+def _rates(shown: _Shown, field: str, notes: _Notes) -> dict[str, float | None]:
+    """Realised abandonment rate, precision and recall, over the groups where every cell of
+    decision x outcome is shown."""
+    names = ("abandonment_rate", "precision", "recall")
+    if shown.cells is None:
+        reason = (f"some outcome of the carts predicted abandoned, or not, covers fewer than "
+                  f"{K_ANONYMITY} carts")  # fmt: skip
+        for name in names:
+            notes.left_out(f"{field}.{name}", reason)
+        return dict.fromkeys(names)
+    if "cells" in shown.partial:
+        notes.left_out(field, "realised rates are taken over the periods where no outcome of "
+                       f"the carts predicted abandoned, or not, covers 1 to {K_ANONYMITY - 1} "
+                       "carts")  # fmt: skip
+    tp, fp, fn, tn = shown.cells
+    return {
+        "abandonment_rate": notes.ratio(
+            f"{field}.abandonment_rate", tp + fn, tp + fp + fn + tn, "with a known outcome"
+        ),
+        "precision": notes.ratio(
+            f"{field}.precision", tp, tp + fp, "predicted abandoned with a known outcome"
+        ),
+        "recall": notes.ratio(f"{field}.recall", tp, tp + fn, "abandoned"),
+    }
+
+
+def _distribution(shown: _Shown, notes: _Notes) -> list[dict[str, Any]]:
+    """Fixed bins of P(abandoned); a bin is never merged with another (merging depends on
+    what else is in the window, and so would the figures)."""
+    if "distribution" in shown.partial:
+        notes.left_out("distribution", f"bins holding 1 to {K_ANONYMITY - 1} carts of a period "
+                       "(or giving such a bin away) are left out of the sums")  # fmt: skip
+    return [
+        {"lower": i / P_BINS, "upper": (i + 1) / P_BINS, "carts": n}
+        for i, n in enumerate(shown.distribution)
+        if n
+    ]
+
+
+def _newest_final(now: datetime) -> date:
+    """The newest day that may be final at ``now``: it ended ``FINAL_AFTER`` ago."""
+    return (now.astimezone(UTC) - FINAL_AFTER).date() - timedelta(days=1)
 
 
 def _periods(
-    rows: Sequence[DailyStats], today: date, held_from: date, notes: _Notes
+    rows: Sequence[DailyStats], *, now: datetime, first: date, held_from: date, notes: _Notes
 ) -> list[list[DailyStats]]:
-    """The groups shown, oldest first, with boundaries fixed by the calendar so that no two
-    answers (other windows, other days) can be subtracted to isolate fewer than k carts:
+    """The groups shown, oldest first. Their boundaries are fixed by the calendar and their
+    figures by time, so that no two answers (other windows, other moments) can be subtracted
+    to isolate fewer than k carts:
 
-    * only days that are over are shown (a growing day would give away its latest carts);
-    * a day with at least k carts is shown alone;
-    * a week's other days are shown together, once the week is over, if they add up to k
-      and the whole week is still held (a week cut short by retention would shrink).
+    * a day is shown only once final (its last outcome in, late events arrived): its figures
+      never change afterwards, whatever is scored or bought later;
+    * a final day with at least k carts is shown alone;
+    * a week's other days are shown together once every day of the week is final, if they add
+      up to k and the whole week is still held (a week cut short by retention would shrink).
     """
+    newest = _newest_final(now)
+    wait = f"{_span(FINAL_AFTER)} after it ends (every outcome in, late events arrived)"
+    notes.left_out("periods", f"a day is shown once final, {wait}: its figures never change")
     weeks: dict[date, list[DailyStats]] = defaultdict(list)
     for row in rows:
-        if row.day < today and row.figures["carts"]:
-            weeks[row.day - timedelta(days=row.day.weekday())].append(row)
-    if any(row.day == today for row in rows):
-        notes.suppressed.append({"field": "periods", "reason": "today is shown once it is over"})
+        weeks[row.day - timedelta(days=row.day.weekday())].append(row)
     groups: list[list[DailyStats]] = []
     for monday, days in sorted(weeks.items()):
-        small = [r for r in days if r.figures["carts"] < K_ANONYMITY]
-        groups += [[r] for r in days if r.figures["carts"] >= K_ANONYMITY]
+        final = [r for r in days if r.final and r.figures["carts"]]
+        groups += [[r] for r in final if r.figures["carts"] >= K_ANONYMITY]
+        small = [r for r in final if r.figures["carts"] < K_ANONYMITY]
+        sunday = monday + timedelta(days=6)
         if not small:
             continue
-        whole = monday >= held_from and monday + timedelta(days=7) <= today
-        if whole and sum(r.figures["carts"] for r in small) >= K_ANONYMITY:
+        over = sunday <= newest and all(r.final for r in days)
+        held = monday >= held_from
+        if over and held and sum(r.figures["carts"] for r in small) >= K_ANONYMITY:
             groups.append(small)
-        else:
-            reason = (
-                f"the week of {monday.isoformat()}: {len(small)} day(s) with fewer than "
-                f"{K_ANONYMITY} carts each, "
-                + ("shown together once the week is over and they reach " + str(K_ANONYMITY)
-                   if not whole else f"fewer than {K_ANONYMITY} carts together")
+        elif sunday >= first:
+            why = (
+                "shown together once every day of the week is final" if not over
+                else "no longer held whole" if not held
+                else f"fewer than {K_ANONYMITY} carts together"
             )  # fmt: skip
-            notes.suppressed.append({"field": "periods", "reason": reason})
+            notes.left_out("periods", f"the week of {monday.isoformat()}: days with fewer than "
+                           f"{K_ANONYMITY} carts each, {why}")  # fmt: skip
     return sorted(groups, key=lambda g: g[0].day)
 
 
+def _span(delta: timedelta) -> str:
+    return f"{delta.days} days" if delta.days > 1 else f"{delta.total_seconds() / 3600:g} h"
+
+
 class StatsService:
-    """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift."""
+    """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift.
+
+    Every figure comes from final, calendar-fixed groups (``_periods``), and every count of a
+    group is 0 or at least k (``_shown``); totals and the distribution are sums over groups,
+    drift is over the groups of one calendar week. Two windows at one moment differ by whole
+    groups, and so do two moments for one window as far as their groups are nested: any such
+    difference is 0 or at least k carts.
+    """
 
     def __init__(
-        self, *, store: Store, tenants: Tenants, registry: ModelRegistry, clock: Clock
+        self,
+        *,
+        store: Store,
+        tenants: Tenants,
+        registry: ModelRegistry,
+        clock: Clock,
+        held_days: int = MAX_DAYS,
     ) -> None:
         self._store = store
         self._tenants = tenants
         self._registry = registry
         self._clock = clock
+        self._held_days = held_days  # aggregates older than this may be gone: never shown
 
     def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
         retailer = self._tenants.load(retailer_id).retailer
-        today = self._clock().astimezone(UTC).date()
+        now = self._clock()
+        today = now.astimezone(UTC).date()
         first = today - timedelta(days=days - 1)
-        held_from = today - timedelta(days=MAX_DAYS - 1)  # no aggregate is older than this
+        held_from = today - timedelta(days=min(self._held_days, MAX_DAYS) - 1)
         rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
         notes = _Notes()
-        groups = [g for g in _periods(rows, today, held_from, notes) if g[-1].day >= first]
+        every = _periods(rows, now=now, first=first, held_from=held_from, notes=notes)
+        groups = [g for g in every if g[-1].day >= first]
+        shown = [_shown(tally.total(r.figures for r in group)) for group in groups]
         periods: list[dict[str, Any]] = []
-        for group in groups:
+        for group, figures in zip(groups, shown, strict=True):
             field = f"periods.{len(periods)}"
             if len(group) > 1:
                 reason = f"days with fewer than {K_ANONYMITY} carts each, shown as their week"
                 notes.merged.append({"field": field, "reason": reason})
             first_day, last_day = group[0].day.isoformat(), group[-1].day.isoformat()
             period = {"start": first_day, "end": last_day, "days": len(group)}
-            periods.append(
-                {**period, **_group(tally.total(r.figures for r in group), field, notes)}
-            )
-        shown = [r for group in groups for r in group]
-        total = tally.total(r.figures for r in shown)
+            periods.append({**period, **_group(figures, field, notes)})
+        total = _sum(shown)
+        computed = [r.computed_at for group in groups for r in group]
         return {
             "retailer_id": retailer_id,
             "k_anonymity": K_ANONYMITY,
             "window": {"start": first.isoformat(), "end": today.isoformat(), "days": days},
-            "computed_at": rfc3339(max(r.computed_at for r in rows)) if rows else None,
+            "computed_at": rfc3339(max(computed)) if computed else None,
             "totals": _group(total, "totals", notes) if shown else None,
             "periods": periods,
-            "distribution": _distribution(total["distribution"], notes) if shown else [],
-            "drift": self._drift(retailer, today, rows),
+            "distribution": _distribution(total, notes) if shown else [],
+            "drift": self._drift(retailer, rows, every, now, notes),
             "merged": notes.merged,
             "suppressed": notes.suppressed,
         }
 
-    def _drift(self, retailer: Any, today: date, held: Sequence[DailyStats]) -> dict[str, Any]:
-        start = today - timedelta(days=DRIFT_DAYS - 1)
-        rows = [r for r in held if r.day >= start]
-        carts = sum(int(r.figures["carts"]) for r in rows)
-        window = {"start": start.isoformat(), "end": today.isoformat(), "days": DRIFT_DAYS}
+    def _drift(
+        self,
+        retailer: Any,
+        rows: Sequence[DailyStats],
+        groups: Sequence[list[DailyStats]],
+        now: datetime,
+        notes: _Notes,
+    ) -> dict[str, Any]:
+        """PSI of the carts of the shown groups of one calendar week (``_drift_week``).
+
+        A sliding window would let two answers differ by a day at each end, and a run of them
+        telescope down to single days; weeks are disjoint and fixed by the calendar, and a
+        week's groups are final, so two answers show the same figures or those of two weeks
+        that share no cart. The week's histograms are summed first, then each bin of 1 to k-1
+        carts (or giving such a bin away) is left out, of the training side's shares too.
+        """
+        start, end = _drift_week(rows, now)
+        window = {"start": start.isoformat(), "end": end.isoformat(), "days": DRIFT_DAYS}
         version = self._registry.served_version(retailer)
 
         def unavailable(status: str, reason: str) -> dict[str, Any]:
@@ -312,11 +488,29 @@ class StatsService:
                 )
         elif profile is None:
             return unavailable("unavailable", old)
-        if carts < MIN_DRIFT_CARTS:
+        week = tally.total(r.figures for g in groups if start <= g[-1].day <= end for r in g)
+        if week["carts"] < MIN_DRIFT_CARTS:
             return unavailable(
                 "insufficient_data", f"fewer than {MIN_DRIFT_CARTS} carts scored in the window"
             )
-        recent = drift.merged(r.figures["profile"] for r in rows)
+        recent = {
+            name: suppress_small(counts, K_ANONYMITY) for name, counts in week["profile"].items()
+        }
+        if any(None in counts for counts in recent.values()):
+            reason = f"histogram bins holding 1 to {K_ANONYMITY - 1} carts (or giving such a bin "
+            notes.left_out(
+                "drift.features", reason + "away) are left out, of the training side too"
+            )
         compared = drift.compare(profile, recent)
         return {**compared, "reason": None, "window": window,
-                "model_version": version.version_id, "carts": carts}  # fmt: skip
+                "model_version": version.version_id, "carts": week["carts"]}  # fmt: skip
+
+
+def _drift_week(rows: Sequence[DailyStats], now: datetime) -> tuple[date, date]:
+    """Monday and Sunday of the newest calendar week whose every day is final."""
+    newest = _newest_final(now)
+    sunday = newest - timedelta(days=(newest.weekday() + 1) % 7)
+    waiting = [r.day for r in rows if not r.final and r.day <= sunday]
+    while any(sunday - timedelta(days=6) <= day <= sunday for day in waiting):
+        sunday -= timedelta(days=7)
+    return sunday - timedelta(days=6), sunday

@@ -33,6 +33,14 @@ PRUNE_EVERY_S = 60.0
 
 
 class ChangeFeed:
+    """A process's reader of the change feed, built at start-up, before its cache is filled.
+
+    It starts where the store is: the changes committed by then are counted as read, never
+    applied, since nothing cached from then on can be older than they are. (Applied, they
+    would make the first poll evict retailers loaded a moment before, for nothing: and while
+    the store is down, an evicted retailer cannot be served.) What the cache held before the
+    feed began may predate one of them, so it is dropped."""
+
     def __init__(
         self, store: Store, cache: TenantCache, *, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
@@ -40,7 +48,10 @@ class ChangeFeed:
         self._cache = cache
         self._monotonic = monotonic
         self._max = store.last_change_seq()
-        self._seen: set[int] = set()
+        committed = store.changes_after(seq=max(0, self._max - LOOKBACK))
+        self._seen: set[int] = {change.seq for change in committed}
+        self._max = max([self._max, *self._seen])
+        cache.clear()
         self._last_read = monotonic()
 
     def poll(self) -> int:

@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
@@ -27,8 +30,10 @@ from ..storage.engine import describe
 from ..storage.tables import SCHEMA_REVISION
 from ..sync import ChangeFeed, FeedKeeper
 from . import errors
+from .deps import principal
 from .fastlane import FastLane
 from .limits import BodyLimit
+from .ratelimit import RateLimiter, Sharing, keep
 from .routes import events, health, metrics, models, predict, retailers, stats
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,12 @@ def check_store(svc: Services) -> None:
         raise SchemaOutOfDate(
             f"database schema is at {revision or 'nothing'}, this code needs {SCHEMA_REVISION}: "
             "run `cartpredict db upgrade`"
+        )
+    for problem in svc.store.privilege_problems():
+        log.warning(
+            "%s: row-level security does not apply to it; serve with the role that "
+            "`cartpredict db create-service-role` makes",
+            problem,
         )
 
 
@@ -75,6 +86,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for work, every, what, at_once in jobs
     ]
     listener = asyncio.create_task(svc.bus.listen(svc.cache)) if svc.bus is not None else None
+    limiter: RateLimiter | None = app.state.limiter
+    if limiter is not None:
+        sharing = (
+            Sharing(limiter, settings.redis_url, f"{settings.redis_channel}:rate:")
+            if settings.redis_url
+            else None
+        )
+        tasks.append(asyncio.create_task(keep(limiter, sharing, stop)))
     # What start-up made lives as long as the process: moved out of the collector's sight, a
     # full collection under load no longer scans it (pauses of ~50 ms gone; see the benchmark).
     gc.freeze()
@@ -127,10 +146,34 @@ def create_app(
     services = build_services(settings, clock)
     app.state.services = services
     errors.install(app)
-    for module in (predict, events, retailers, models, stats, health, metrics):
+    modules = (predict, events, retailers, models, stats, health, metrics)
+    for module in modules:
         app.include_router(module.router)
+    # Every route, as declared (the app's own list holds the included routers, not theirs).
+    routes = [r for r in app.routes if hasattr(r, "path")]
+    routes += [r for module in modules for r in module.router.routes]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    # The lane also times every request, answered by it or not, for the metrics.
+    limiter = None
+    if settings.rate_limit_per_s > 0:
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst,
+                              on_refused=services.metrics.rate_limited)  # fmt: skip
+    app.state.limiter = limiter
+    # The lane also times every request, answered by it or not, for the metrics, and turns
+    # away, before their body is read, the calls over their retailer's rate limit.
     app.entry = FastLane(app.framework, services=services, metrics=services.metrics,
-                         enabled=fast_lane)  # fmt: skip
+                         enabled=fast_lane, limiter=limiter, public=public_paths(routes),
+                         routes=routes)  # fmt: skip
     return app
+
+
+def public_paths(routes: list[BaseRoute]) -> set[str]:
+    """The paths of the routes that take no key (health, metrics, the API's documents)."""
+    return {
+        getattr(route, "path", "")
+        for route in routes
+        if not (isinstance(route, APIRoute) and _needs_key(route.dependant))
+    } - {""}
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return dependant.call is principal or any(_needs_key(d) for d in dependant.dependencies)

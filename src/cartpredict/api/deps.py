@@ -17,24 +17,41 @@ from ..cache import Tenant
 from ..container import Services
 from ..errors import RetailerNotFound, StoreUnavailable
 from ..schemas import RETAILER_ID_PATTERN
+from ..storage.deadline import Deadline, DeadlineExceeded, within
+from ..storage.engine import unavailable
 
 T = TypeVar("T")
 
 
 async def blocking(svc: Services, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Blocking work on the store, in a worker thread, for at most ``store_timeout_s``. A store
-    that stops answering (a frozen server, a cut network: nothing a connect timeout catches)
-    gets the request a 503 with ``Retry-After`` instead of a hang; the thread is left to finish
-    or fail on its own, and a retried write is safe (events are idempotent by id)."""
+    that stops answering (a frozen server, a lock held elsewhere, a cut network) gets the request
+    a 503 with ``Retry-After`` instead of a hang, and the answer tells the truth: the store's own
+    deadline comes first (``storage/deadline.py``), so a 503 means nothing was written, unless
+    it says otherwise because a commit was already under way."""
+    limit = Deadline(svc.settings.store_timeout_s)
+    call = partial(within, limit, partial(work, *args, **kwargs))
     try:
         with anyio.fail_after(svc.settings.store_timeout_s):
-            return await anyio.to_thread.run_sync(
-                partial(work, *args, **kwargs), abandon_on_cancel=True
-            )
+            return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
     except TimeoutError:
-        raise StoreUnavailable(
-            "The data store did not answer in time; try again shortly."
-        ) from None
+        if limit.abandon():
+            raise StoreUnavailable(MAYBE_WRITTEN) from None
+        raise StoreUnavailable(NOTHING_WRITTEN) from None
+    except DeadlineExceeded:
+        raise StoreUnavailable(MAYBE_WRITTEN if limit.committed else NOTHING_WRITTEN) from None
+    except Exception as exc:
+        if limit.committed and unavailable(exc):  # else the outage handler answers (and logs)
+            raise StoreUnavailable(MAYBE_WRITTEN) from None
+        raise
+
+
+NOTHING_WRITTEN = "The data store did not answer in time; nothing was written. Try again shortly."
+# Any other failure of the store leaves it to the outage handler, whose 503 says the same.
+MAYBE_WRITTEN = (
+    "The data store did not answer in time, after part of the change may have been written: "
+    "check its state before trying again (events may be sent again safely)."
+)
 
 
 def services(request: Request) -> Services:
@@ -51,10 +68,15 @@ _bearer = HTTPBearer(auto_error=False, description="A retailer's API key, or the
 async def principal(
     request: Request, svc: ServicesDep, _: Annotated[Any, Depends(_bearer)]
 ) -> Principal:
+    """The caller, once its key is known and its rate limit allows the request (a request
+    the fast lane has already counted is not counted again)."""
     token = bearer_token(request.headers.get("authorization"))
     found = svc.auth.cached(token)
     if found is None:
         found = await blocking(svc, svc.auth.lookup, token)
+    limiter = getattr(request.app.state, "limiter", None)  # a RateLimiter, or None: no limit
+    if limiter is not None:
+        limiter.charge(found, request.scope)
     return found
 
 

@@ -9,21 +9,30 @@ for a retailer already loaded. Everything else (no or unknown key, bad JSON, a c
 cart the retailer's configuration rules out, other routes) is replayed, byte for byte, to the
 FastAPI app, which has the one definition of every error. The answers are therefore the same
 either way; ``tests/test_fastlane.py`` checks it, request by request.
+
+Every request enters here, so the lane also times them all for the metrics, and turns away
+a call over its retailer's rate limit (``ratelimit.py``) before its body is read: a flood of
+large batches costs a header lookup each, not a parse. A request it counted is marked in its
+scope, and the framework path does not count it again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection, Sequence
 
 import orjson
 from pydantic import ValidationError
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..container import Services
 from ..errors import CartPredictError
 from ..metrics import OTHER_ROUTE, Metrics
 from ..schemas import CartIn
+from .deps import json_response
+from .ratelimit import CHARGED, RateLimiter
 
 PATH = "/predict_cart"
 MAX_FAST_BODY = 64 * 1024  # one cart is a few hundred bytes; larger bodies take the full path
@@ -36,10 +45,23 @@ log = logging.getLogger(__name__)
 
 class FastLane:
     def __init__(
-        self, app: ASGIApp, *, services: Services, metrics: Metrics, enabled: bool = True
+        self,
+        app: ASGIApp,
+        *,
+        services: Services,
+        metrics: Metrics,
+        enabled: bool = True,
+        limiter: RateLimiter | None = None,
+        public: Collection[str] = (),
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
+        """``public``: the paths that take no key (never limited); ``routes``: the app's, to
+        name the route of a request refused here in the metrics."""
         self.app = app
         self._enabled = enabled
+        self._limiter = limiter
+        self._public = frozenset(public)
+        self._routes = routes
         self._auth = services.auth
         self._tenants = services.tenants
         self._predictor = services.predictor
@@ -58,16 +80,28 @@ class FastLane:
                 return
             if body is not None:
                 receive = _replay(body, receive)
+        elif self._enabled and self._limiter is not None and scope["path"] not in self._public:
+            wait = self._over_limit(scope)
+            if wait:
+                await self._refuse(wait, scope, receive, send)
+                self._metrics.request(self._route(scope), 429, time.perf_counter() - started)
+                return
         status = 500  # unless the app starts a response
+        answered = False
 
         async def sending(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
+        except Exception:
+            # The framework re-raises an error after its handler has logged it and answered
+            # 500; raised further, the server would log it a second time.
+            if not (answered and status == 500):
+                raise
         finally:  # an error the app re-raises after its 500 is counted too
             route = getattr(scope.get("route"), "path", OTHER_ROUTE)
             self._metrics.request(route, status, time.perf_counter() - started)
@@ -94,16 +128,22 @@ class FastLane:
         body = await _read(receive)
         if body is None:
             return CLIENT_GONE, None
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None, body
-        caller = self._auth.cached(token.strip())
+        token = _bearer(authorization)
+        caller = self._auth.cached(token) if token else None
         if caller is None:
             return None, body
         try:
             cart = CartIn.model_validate_json(body)
         except ValidationError:
             return None, body
+        # Counted here, after the checks the framework makes before its own count (the JSON
+        # parses), so that both paths refuse the same requests.
+        if self._limiter is not None and caller.retailer_id is not None:
+            scope[CHARGED] = True
+            wait = self._limiter.take(caller.retailer_id)
+            if wait:
+                await self._refuse(wait, scope, receive, send)
+                return 429, None
         if caller.retailer_id is not None and caller.retailer_id != cart.retailer_id:
             return None, body
         tenant = self._tenants.cached(cart.retailer_id)
@@ -125,6 +165,42 @@ class FastLane:
         )
         await send({"type": "http.response.body", "body": payload})
         return 200, None
+
+    def _over_limit(self, scope: Scope) -> float:
+        """Seconds until the caller may call again (0.0: now), for a key already in the cache;
+        any other caller is left to the framework path's count."""
+        assert self._limiter is not None
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is not None:  # repeated: the framework's rules apply
+                    return 0.0
+                authorization = value
+        token = _bearer(authorization) if authorization is not None else None
+        caller = self._auth.cached(token) if token else None
+        if caller is None or caller.retailer_id is None:
+            return 0.0
+        scope[CHARGED] = True
+        return self._limiter.take(caller.retailer_id)
+
+    async def _refuse(self, wait_s: float, scope: Scope, receive: Receive, send: Send) -> None:
+        """The framework's very answer to a call over its limit (``errors.install``)."""
+        assert self._limiter is not None
+        error = self._limiter.refusal(wait_s)
+        await json_response(error.body(), error.status, error.headers)(scope, receive, send)
+
+    def _route(self, scope: Scope) -> str:
+        for route in self._routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return getattr(route, "path", OTHER_ROUTE)
+        return OTHER_ROUTE
+
+
+def _bearer(authorization: bytes) -> str | None:
+    """The token of ``Bearer <token>`` (as ``auth.bearer_token`` reads it), or None."""
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 async def _read(receive: Receive) -> bytes | None:

@@ -85,6 +85,15 @@ def _concat(parts: Sequence[Labelled]) -> Labelled:
     return Labelled([r for p in parts for r in p.rows], [t for p in parts for t in p.retailers])
 
 
+def _own_report(model: ServedModel, baseline: ServedModel, test: Labelled) -> dict[str, Any]:
+    """The pooled model and the baseline rule on one member's own test carts."""
+    return {
+        "candidate": metrics(test.abandoned, _served_p(model, test)),
+        "baseline": metrics(test.abandoned, _served_p(baseline, test)),
+        "n_test_carts": test.carts(),
+    }
+
+
 def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float | None]:
     """The headline figures on one test set, from the abandoned-class arrays training uses."""
     return headline(abandoned == 0, 1.0 - p_abandoned)
@@ -179,6 +188,12 @@ class Trainer:
             [r.cart_value for r in data["train"].rows], data["train"].abandoned
         )
         report["baseline"] = metrics(test.abandoned, _served_p(baseline, test))
+        # What each member may see of this model: figures over its own test carts only.
+        report["by_retailer"] = {
+            r.retailer_id: _own_report(model, baseline, splits[r.retailer_id]["test"])
+            for r in members
+            if splits[r.retailer_id]["test"].rows
+        }
         promote = _beats(
             report["candidate"]["auc_pr_purchased"],
             report["baseline"]["auc_pr_purchased"],

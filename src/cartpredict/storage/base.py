@@ -13,6 +13,18 @@ from typing import Any, Protocol
 from ..clock import rfc3339
 
 
+class NoSuchRetailer(LookupError):
+    """A write for a retailer that does not exist (or no longer is the one the caller saw)."""
+
+
+class EventConflict(ValueError):
+    """Event ids already stored with another payload; nothing of the batch was stored."""
+
+    def __init__(self, event_ids: Sequence[str]) -> None:
+        self.event_ids = list(event_ids)
+        super().__init__(f"{len(self.event_ids)} event id(s) already stored with another payload")
+
+
 @dataclass(frozen=True, slots=True)
 class Retailer:
     retailer_id: str
@@ -125,6 +137,10 @@ class Store(Protocol):
 
     def schema_revision(self) -> str | None: ...
 
+    def privilege_problems(self) -> list[str]:
+        """Why the store's own access control would not hold for how it logs in (e.g. a
+        PostgreSQL superuser bypasses row-level security); empty when it holds."""
+
     def close(self) -> None: ...
 
     # retailers
@@ -144,7 +160,10 @@ class Store(Protocol):
     def add_api_key(self, *, retailer_id: str, key_hash: str, created_at: datetime) -> bool:
         """False when the retailer does not exist."""
 
-    def revoke_api_keys(self, *, retailer_id: str, at: datetime) -> int: ...
+    def replace_api_keys(self, *, retailer_id: str, key_hash: str, at: datetime) -> bool:
+        """Revoke every key of the retailer and add this one, atomically; concurrent calls for
+        one retailer leave exactly one key, the last one's. False when the retailer does not
+        exist."""
 
     def retailer_for_key(self, *, key_hash: str) -> str | None: ...
 
@@ -152,9 +171,17 @@ class Store(Protocol):
         """Operator-level: every retailer (for training runs)."""
 
     # events (raw, row-level)
-    def add_events(self, *, retailer_id: str, events: Sequence[StoredEvent]) -> int:
-        """Store the events in one transaction, ignoring event ids already stored; return how
-        many were new."""
+    def add_events(
+        self,
+        *,
+        retailer_id: str,
+        events: Sequence[StoredEvent],
+        incarnation: datetime | None = None,
+    ) -> int:
+        """Store the events in one transaction, ignoring event ids already stored with the same
+        payload; return how many were new. NoSuchRetailer when the retailer does not exist, or
+        was not created at ``incarnation`` (deleted and created again since the caller looked);
+        EventConflict when an id is stored with another payload. Either way nothing is stored."""
 
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
         """The retailer's events, oldest first."""

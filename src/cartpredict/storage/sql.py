@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from ..errors import RetailerExists
+from . import deadline, roles
 from .base import (
     POOLED_SCOPE,
     Change,
     DailyStats,
+    EventConflict,
     ModelVersion,
+    NoSuchRetailer,
     Promotion,
     Retailer,
     ScoredCart,
@@ -46,10 +51,6 @@ _RETAILER_COLUMNS = (
 )
 _IN_CHUNK = 500
 TENANT_ROLE = "cartpredict_tenant"  # see migration 0005
-_SCOPE = text(
-    "SELECT set_config('role', :role, true), set_config('cartpredict.retailer_id', :retailer_id, "
-    "true)"
-)
 
 
 class SqlStore:
@@ -64,27 +65,52 @@ class SqlStore:
     @contextmanager
     def _read(self, tenant: str | None = None) -> Iterator[Connection]:
         with self._engine.connect() as conn:
-            if tenant is not None:
-                self._scope(conn, tenant)
+            self._begin(conn, tenant)
             yield conn
 
     @contextmanager
     def _write(self, tenant: str | None = None) -> Iterator[Connection]:
+        """One transaction, committed only while the request's deadline allows (see
+        ``deadline.py``); rolled back on any error."""
         with self._engine.connect() as conn:
-            conn.info["write"] = True
+            info = conn.info  # reachable even once a lost connection has been invalidated
+            info["write"] = True
             try:
-                with conn.begin():
-                    if tenant is not None:
-                        self._scope(conn, tenant)
+                transaction = conn.begin()
+                try:
+                    self._begin(conn, tenant)
                     yield conn
+                    limit = deadline.current()
+                    with limit.commit() if limit is not None else nullcontext():
+                        transaction.commit()
+                except BaseException:
+                    with suppress(Exception):  # the error that got us here is the one to report
+                        transaction.rollback()
+                    raise
             finally:
-                conn.info.pop("write", None)
+                info.pop("write", None)
 
-    def _scope(self, conn: Connection, retailer_id: str) -> None:
+    def _begin(self, conn: Connection, tenant: str | None) -> None:
         """On PostgreSQL, for the rest of the transaction: the tenant role, whose row-level
-        policies show this retailer's rows and nothing else, whatever a query's WHERE says."""
+        policies show this retailer's rows and nothing else, whatever a query's WHERE says; and
+        the request's deadline as statement and lock timeouts, so the database gives up before
+        the request does. One round trip for both; none when neither applies."""
+        if not self._row_level_security:
+            return  # SQLite: the deadline bounds the busy wait (engine.py)
+        limit = deadline.current()
+        settings: dict[str, str] = {}
+        if tenant is not None:
+            settings |= {"role": TENANT_ROLE, "cartpredict.retailer_id": tenant}
+        if limit is not None:
+            ms = str(limit.remaining_ms())
+            settings |= {"statement_timeout": ms, "lock_timeout": ms}
+        if settings:
+            conn.execute(*_set_config(settings))
+
+    def _scope(self, conn: Connection, tenant: str) -> None:
+        """Switch the open transaction to another retailer's scope (writes of several)."""
         if self._row_level_security:
-            conn.execute(_SCOPE, {"role": TENANT_ROLE, "retailer_id": retailer_id})
+            conn.execute(*_set_config({"role": TENANT_ROLE, "cartpredict.retailer_id": tenant}))
 
     @contextmanager
     def tenant_session(self, retailer_id: str) -> Iterator[Connection]:
@@ -92,6 +118,14 @@ class SqlStore:
         PostgreSQL; SQLite has no row-level security). Rolled back unless committed."""
         with self._read(retailer_id) as conn:
             yield conn
+
+    def privilege_problems(self) -> list[str]:
+        """Why row-level security would not hold for the role this store logs in as (on
+        PostgreSQL: a superuser, BYPASSRLS, or the tables' owner); empty when it holds."""
+        if not self._row_level_security:
+            return []
+        with self._read() as conn:
+            return roles.attributes(conn).problems()
 
     def ping(self) -> None:
         with self._read() as conn:
@@ -157,11 +191,7 @@ class SqlStore:
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         with self._write(retailer_id) as conn:
-            mine = retailers.c.retailer_id == retailer_id
-            if (
-                conn.execute(select(retailers.c.retailer_id).where(mine).with_for_update()).first()
-                is None
-            ):
+            if not _lock(conn, retailer_id):
                 return False
             for table in TENANT_TABLES:
                 conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
@@ -175,27 +205,40 @@ class SqlStore:
 
     # --- events ------------------------------------------------------------------------------
 
-    def add_events(self, *, retailer_id: str, events: Sequence[StoredEvent]) -> int:
-        if not events:
-            return 0
-        rows = [_event_row(retailer_id, e) for e in events]
-        ids = [r["event_id"] for r in rows]
+    def add_events(
+        self,
+        *,
+        retailer_id: str,
+        events: Sequence[StoredEvent],
+        incarnation: datetime | None = None,
+    ) -> int:
+        """The retailer's row is locked (shared) first, so an erasure either waits for these
+        events and erases them too, or has happened and they are refused. Concurrent senders
+        of the same events never collide: each row is inserted unless its id is there already,
+        and an id already there must hold the same event."""
+        unique: dict[str, dict[str, Any]] = {}
+        for event in events:  # a batch may repeat an event; the first one stands for it
+            unique.setdefault(event.event_id, _event_row(retailer_id, event))
+        rows = list(unique.values())
         with self._write(retailer_id) as conn:
-            known: set[str] = set()
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                known.update(
-                    conn.execute(
-                        select(events_table.c.event_id).where(
-                            events_table.c.retailer_id == retailer_id,
-                            events_table.c.event_id.in_(chunk),
-                        )
-                    ).scalars()
-                )
-            fresh = {r["event_id"]: r for r in rows if r["event_id"] not in known}
-            if fresh:
-                conn.execute(insert(events_table), list(fresh.values()))
-        return len(fresh)
+            born = _living(conn, {retailer_id}).get(retailer_id)
+            if born is None or (incarnation is not None and born != incarnation):
+                raise NoSuchRetailer(retailer_id)
+            if not rows:
+                return 0
+            insert_new = (
+                _insert(conn, events_table)
+                .on_conflict_do_nothing(index_elements=["retailer_id", "event_id"])
+                .returning(events_table.c.event_id)
+            )
+            new: set[str] = set()
+            for start in range(0, len(rows), _IN_CHUNK):
+                new.update(conn.execute(insert_new, rows[start : start + _IN_CHUNK]).scalars())
+            repeated = {r["event_id"]: r for r in rows if r["event_id"] not in new}
+            differing = _differing(conn, retailer_id, repeated)
+            if differing:
+                raise EventConflict(differing)
+        return len(new)
 
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
         with self._read(retailer_id) as conn:
@@ -298,25 +341,33 @@ class SqlStore:
     # --- predictions and daily aggregates ----------------------------------------------------
 
     def add_scored_carts(self, *, carts: Sequence[ScoredCart], history: bool = False) -> None:
-        """One executemany at the driver: a busy server logs thousands of rows a second, and
-        SQLAlchemy's per-row processing would more than double the cost. Rows of a retailer
-        deleted meanwhile (or deleted and created again since) are dropped: see ``_living``."""
+        """One executemany at the driver per retailer, each in that retailer's scope: a busy
+        server logs thousands of rows a second, and SQLAlchemy's per-row processing would more
+        than double the cost. Rows of a retailer deleted meanwhile (or deleted and created
+        again since) are dropped: see ``_living``."""
         if not carts:
             return
         sqlite = self._engine.dialect.name == "sqlite"
         mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
         statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+        by_retailer: dict[str, list[ScoredCart]] = {}
+        for cart in carts:
+            by_retailer.setdefault(cart.retailer_id, []).append(cart)
         with self._write() as conn:
-            born = _living(conn, {c.retailer_id for c in carts})
-            rows = [
-                (c.retailer_id, _sqlite_time(c.at) if sqlite else c.at, c.cart_id,
-                 c.model_version, c.p_abandoned, c.abandoned, c.cart_value, c.item_count,
-                 str(c.device_type), str(c.shipping_speed))
-                for c in carts
-                if c.retailer_id in born and (history or born[c.retailer_id] <= c.at)
-            ]  # fmt: skip
-            if rows:
-                conn.exec_driver_sql(statement, rows)
+            for retailer_id, mine in sorted(by_retailer.items()):
+                self._scope(conn, retailer_id)
+                born = _living(conn, {retailer_id}).get(retailer_id)
+                if born is None:
+                    continue
+                rows = [
+                    (c.retailer_id, _sqlite_time(c.at) if sqlite else c.at, c.cart_id,
+                     c.model_version, c.p_abandoned, c.abandoned, c.cart_value, c.item_count,
+                     str(c.device_type), str(c.shipping_speed))
+                    for c in mine
+                    if history or born <= c.at
+                ]  # fmt: skip
+                if rows:
+                    conn.exec_driver_sql(statement, rows)
 
     def scored_carts(
         self, *, retailer_id: str, start: datetime, end: datetime
@@ -350,14 +401,16 @@ class SqlStore:
         if not counts:
             return
         with self._write() as conn:
-            born = _living(conn, {r for r, _, _, _ in counts})
-            rows = [
-                {"retailer_id": r, "day": d, "at": at, "figures": dict(f)}
-                for r, d, first, f in counts
-                if r in born and born[r] <= first
-            ]
-            if rows:
-                conn.execute(insert(prediction_counts), rows)
+            for retailer_id in sorted({r for r, _, _, _ in counts}):
+                self._scope(conn, retailer_id)
+                born = _living(conn, {retailer_id}).get(retailer_id)
+                rows = [
+                    {"retailer_id": r, "day": d, "at": at, "figures": dict(f)}
+                    for r, d, first, f in counts
+                    if r == retailer_id and born is not None and born <= first
+                ]
+                if rows:
+                    conn.execute(insert(prediction_counts), rows)
 
     def prediction_counts(
         self, *, retailer_id: str, start: date, end: date
@@ -458,14 +511,19 @@ class SqlStore:
             _record_change(conn, retailer_id, created_at)
         return True
 
-    def revoke_api_keys(self, *, retailer_id: str, at: datetime) -> int:
+    def replace_api_keys(self, *, retailer_id: str, key_hash: str, at: datetime) -> bool:
+        """Revoke every key of the retailer and add this one, in one transaction that holds the
+        retailer's row: concurrent replacements run one after the other, and the last one's
+        key is the only one left."""
         with self._write(retailer_id) as conn:
-            removed = conn.execute(
-                delete(api_keys).where(api_keys.c.retailer_id == retailer_id)
-            ).rowcount
-            if removed:
-                _record_change(conn, retailer_id, at)
-        return int(removed)
+            if not _lock(conn, retailer_id):
+                return False
+            conn.execute(delete(api_keys).where(api_keys.c.retailer_id == retailer_id))
+            conn.execute(
+                insert(api_keys).values(key_hash=key_hash, retailer_id=retailer_id, created_at=at)
+            )
+            _record_change(conn, retailer_id, at)
+        return True
 
     def retailer_for_key(self, *, key_hash: str) -> str | None:
         with self._read() as conn:
@@ -562,6 +620,69 @@ def _living(conn: Connection, retailer_ids: set[str]) -> dict[str, datetime]:
         )
         born.update((r.retailer_id, r.created_at) for r in conn.execute(query))
     return born
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (both SQLite and PostgreSQL do)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+_EVENT_FIELDS = (
+    "type", "cart_id", "at", "cart_value", "item_count", "device_type", "shipping_speed",
+    "attributes",
+)  # fmt: skip
+
+
+def _differing(
+    conn: Connection, retailer_id: str, rows: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The ids of these events that are stored already with another payload."""
+    differing: list[str] = []
+    ids = sorted(rows)
+    for start in range(0, len(ids), _IN_CHUNK):
+        stored = conn.execute(
+            select(events_table).where(
+                events_table.c.retailer_id == retailer_id,
+                events_table.c.event_id.in_(ids[start : start + _IN_CHUNK]),
+            )
+        ).all()
+        for row in stored:
+            sent = rows[row.event_id]
+            if any(_stored_value(row, f) != _sent_value(sent, f) for f in _EVENT_FIELDS):
+                differing.append(row.event_id)
+    return sorted(differing)
+
+
+def _stored_value(row: Row[Any], field: str) -> Any:
+    value = getattr(row, field)
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def _sent_value(row: Mapping[str, Any], field: str) -> Any:
+    value = row[field]
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def _set_config(settings: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """``SELECT set_config(name, value, true), ...``: settings local to the transaction."""
+    names = list(settings)
+    calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
+    params = {f"n{i}": n for i, n in enumerate(names)} | {
+        f"v{i}": settings[n] for i, n in enumerate(names)
+    }
+    return text(f"SELECT {calls}"), params
+
+
+def _lock(conn: Connection, retailer_id: str) -> bool:
+    """Hold the retailer's row until the transaction ends (writers of its data wait); False
+    when there is none."""
+    mine = retailers.c.retailer_id == retailer_id
+    return (
+        conn.execute(select(retailers.c.retailer_id).where(mine).with_for_update()).first()
+        is not None
+    )
 
 
 def _tenant(scope: str) -> str | None:

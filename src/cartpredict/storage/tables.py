@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 ID_LENGTH = 64
 
@@ -49,6 +49,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 metadata = MetaData()
+
+
+def _retailer_key(table: str) -> ForeignKey:
+    """A retailer's row: it can only be written while the retailer exists, and goes with it."""
+    return ForeignKey("retailers.retailer_id", ondelete="CASCADE", name=f"fk_{table}_retailer")
+
 
 retailers = Table(
     "retailers",
@@ -94,7 +100,7 @@ changes = Table(
 events = Table(
     "events",
     metadata,
-    Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("events"), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("type", String(16), nullable=False),
     Column("cart_id", String(128), nullable=False),
@@ -152,7 +158,7 @@ prediction_log = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("retailer_id", String(ID_LENGTH), nullable=False),
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("prediction_log"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("cart_id", String(128)),
     Column("model_version", String(64), nullable=False),
@@ -174,7 +180,7 @@ prediction_counts = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("retailer_id", String(ID_LENGTH), nullable=False),
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("prediction_counts"), nullable=False),
     Column("day", Date, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("figures", JSON, nullable=False),
@@ -186,7 +192,7 @@ prediction_counts = Table(
 daily_stats = Table(
     "daily_stats",
     metadata,
-    Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("daily_stats"), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("computed_at", UTCDateTime, nullable=False),
     Column("final", Boolean, nullable=False),

@@ -6,5 +6,7 @@ from ...schemas import ErrorOut
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Every operation can answer 422 (and 503 when the store is away) in the one shape."""
-    return {status: {"model": ErrorOut} for status in sorted({*statuses, 422, 503})}
+    """Every operation can answer 408 (a request too slow to arrive), 422 and 503 (the store
+    away) in the one shape; one that takes a key (401) also 429 (over the retailer's rate)."""
+    more = {408, 422, 503} | ({429} if 401 in statuses else set())
+    return {status: {"model": ErrorOut} for status in sorted({*statuses, *more})}

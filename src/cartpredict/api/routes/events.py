@@ -14,7 +14,7 @@ router = APIRouter(tags=["events"])
 @router.post(
     "/events",
     response_model=EventsOut,
-    responses=errors(401, 404, 413, 415, 422),
+    responses=errors(401, 404, 409, 413, 415, 422),
     summary="Send cart_updated and purchased events (idempotent by event_id; all or nothing)",
 )
 async def post_events(batch: EventsIn, caller: PrincipalDep, svc: ServicesDep) -> Response:
