@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cartpredict.errors import RetailerExists
-from cartpredict.storage import Retailer, Store, open_store
+from cartpredict.storage import DuplicateRetailer, Retailer, Store, open_store
 from cartpredict.storage.migrate import head_revision
 from cartpredict.storage.tables import SCHEMA_REVISION
 
@@ -59,7 +58,7 @@ def test_datetimes_come_back_aware_utc(store: Store) -> None:
 def test_duplicate_id_is_refused_and_writes_nothing(store: Store) -> None:
     store.create_retailer(retailer=make("store_1"), key_hash="a" * 64)
     seq = store.last_change_seq()
-    with pytest.raises(RetailerExists):
+    with pytest.raises(DuplicateRetailer):
         store.create_retailer(retailer=make("store_1", requires_account=False), key_hash="b" * 64)
     assert store.retailer_for_key(key_hash="b" * 64) is None
     assert store.get_retailer(retailer_id="store_1") == make("store_1")

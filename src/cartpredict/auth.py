@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .cache import TenantCache
 from .errors import Forbidden, RetailerNotFound, Unauthorized
-from .storage import Store
+from .storage import KeyStore
 
 KEY_PREFIX = "cpk_"
 
@@ -60,7 +60,7 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class Authenticator:
-    def __init__(self, *, store: Store, cache: TenantCache, operator_key: str | None) -> None:
+    def __init__(self, *, store: KeyStore, cache: TenantCache, operator_key: str | None) -> None:
         self._store = store
         self._cache = cache
         self._operator_hash = hash_key(operator_key) if operator_key else None

@@ -238,7 +238,7 @@ def retailer_create(
     attributes: tuple[str, ...],
 ) -> None:
     """Create RETAILER_ID and print it with its API key (shown only this once)."""
-    from .schemas import RetailerCreate
+    from .schemas import RetailerCreate, retailer_public
 
     spec = _parse(
         RetailerCreate,
@@ -259,7 +259,7 @@ def retailer_create(
     _upgrade(settings)
     with _opened(settings) as svc:
         created, key = svc.retailers.create(spec)
-    _echo_json(created.public() | {"api_key": key})
+    _echo_json(retailer_public(created) | {"api_key": key})
 
 
 @retailer.command("rotate-key")

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from .auth import hash_key, new_api_key
-from .errors import RetailerExists
 from .evaluation import EvaluationReport, ModelPredictions, evaluate
 from .models.baseline import BaselineRule
 from .models.logistic import LogisticModel
@@ -22,7 +21,7 @@ from .schemas import CartIn, EventsIn, RetailerCreate
 from .service import EventService, Tenants, retailer_record
 from .simulate import Simulation, simulate
 from .snapshots import snapshots, split_by_time
-from .storage import POOLED_SCOPE, Retailer, ScoredCart, Store, open_store
+from .storage import POOLED_SCOPE, DuplicateRetailer, Retailer, ScoredCart, Store, open_store
 from .storage.migrate import upgrade
 
 EVENT_BATCH = 5_000
@@ -32,7 +31,7 @@ def load_simulation(sim: Simulation, store: Store, *, now: datetime) -> dict[str
     """Create the simulation's retailers (keeping any that exist) and store its events."""
     for config in sim.retailers:
         retailer = retailer_record(RetailerCreate.model_validate(config), now)
-        with contextlib.suppress(RetailerExists):  # already onboarded: keep its config
+        with contextlib.suppress(DuplicateRetailer):  # already onboarded: keep its config
             store.create_retailer(retailer=retailer, key_hash=hash_key(new_api_key()))
     service = EventService(store=store, clock=lambda: now)
     retailers = {r.retailer_id: r for r in store.list_retailers()}

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from . import tally
-from .storage import ScoredCart, Store
+from .storage import PredictionStore, ScoredCart
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class PredictionRecorder:
         """Predictions waiting to be written or counted."""
         return len(self._buffer)
 
-    def flush(self, store: Store, *, counts_every_s: float = 0.0) -> int:
+    def flush(self, store: PredictionStore, *, counts_every_s: float = 0.0) -> int:
         """Count what carries no cart id, write the rest, and the counts unless they were
         written less than ``counts_every_s`` ago (a server writes them every
         ``COUNTS_EVERY_S``: one small write instead of one a second); return how many rows of

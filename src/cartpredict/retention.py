@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from .clock import Clock, rfc3339
 from .metrics import Metrics
 from .recorder import PredictionRecorder
 from .settings import Settings
-from .stats import rollup_now
-from .storage import Store
+from .stats import RollupStore, rollup_now
+from .storage import RetentionStore
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,12 @@ class PurgeReport:
         }
 
 
+class PurgingStore(RetentionStore, RollupStore, Protocol):
+    """A running server's purge rolls the daily stats up first."""
+
+
 def purge(
-    store: Store, settings: Settings, *, as_of: datetime, dry_run: bool = False
+    store: RetentionStore, settings: Settings, *, as_of: datetime, dry_run: bool = False
 ) -> PurgeReport:
     raw_before = as_of - timedelta(days=settings.raw_retention_days)
     aggregates_before = as_of - timedelta(days=settings.aggregate_retention_days)
@@ -55,7 +60,7 @@ def purge(
 
 
 def purge_now(
-    store: Store,
+    store: PurgingStore,
     settings: Settings,
     *,
     clock: Clock,

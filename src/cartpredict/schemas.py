@@ -25,6 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from .clock import rfc3339
+from .storage import Retailer
+
 MAX_BATCH = 1000
 
 T = TypeVar("T")
@@ -208,6 +211,21 @@ class RetailerPublic(BaseModel):
     precision_target: float
     attributes: list[AttributeSpec]
     last_updated: datetime = Field(description="RFC 3339, UTC")
+
+
+def retailer_public(retailer: Retailer) -> dict[str, Any]:
+    """A retailer as ``GET /retailer/{id}`` shows it: the fields ``POST /retailer`` takes, plus
+    ``last_updated`` (RFC 3339, UTC)."""
+    return {
+        "retailer_id": retailer.retailer_id,
+        "requires_account": retailer.requires_account,
+        "payment_options": list(retailer.payment_options),
+        "shipping_speeds": list(retailer.shipping_speeds),
+        "pooled_learning": retailer.pooled_learning,
+        "precision_target": retailer.precision_target,
+        "attributes": [{"name": n, "kind": k} for n, k in retailer.attributes],
+        "last_updated": rfc3339(retailer.last_updated),
+    }
 
 
 class RetailerCreated(RetailerPublic):

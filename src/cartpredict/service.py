@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from .auth import hash_key, new_api_key
 from .cache import Tenant, TenantCache
 from .clock import Clock, rfc3339
-from .errors import Conflict, InvalidInput, RetailerNotFound
+from .errors import Conflict, InvalidInput, RetailerExists, RetailerNotFound
 from .metrics import Metrics
 from .models.baseline import BaselineRule
 from .models.registry import ModelRegistry
@@ -22,11 +22,15 @@ from .schemas import CartIn, CartUpdated, Purchased, RetailerCreate
 from .settings import K_ANONYMITY
 from .storage import (
     POOLED_SCOPE,
+    DuplicateRetailer,
     EventConflict,
+    EventStore,
+    KeyStore,
     ModelVersion,
     NoSuchRetailer,
+    RegistryStore,
     Retailer,
-    Store,
+    RetailerStore,
     StoredEvent,
 )
 from .sync import Notifier
@@ -35,7 +39,9 @@ from .sync import Notifier
 class Tenants:
     """Per-retailer serving state, from the cache or loaded from the store."""
 
-    def __init__(self, *, store: Store, cache: TenantCache, registry: ModelRegistry) -> None:
+    def __init__(
+        self, *, store: RetailerStore, cache: TenantCache, registry: ModelRegistry
+    ) -> None:
         self._store = store
         self._cache = cache
         self._registry = registry
@@ -71,8 +77,14 @@ def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
     )
 
 
+class RetailerAdminStore(RetailerStore, KeyStore, RegistryStore, Protocol):
+    """Onboarding, changing, rotating and erasing retailers."""
+
+
 class RetailerService:
-    def __init__(self, *, store: Store, tenants: Tenants, notifier: Notifier, clock: Clock) -> None:
+    def __init__(
+        self, *, store: RetailerAdminStore, tenants: Tenants, notifier: Notifier, clock: Clock
+    ) -> None:
         self._store = store
         self._tenants = tenants
         self._notifier = notifier
@@ -82,7 +94,10 @@ class RetailerService:
         """The new retailer and its API key, which is returned here and never again."""
         retailer = retailer_record(spec, self._clock())
         key = new_api_key()
-        self._store.create_retailer(retailer=retailer, key_hash=hash_key(key))
+        try:
+            self._store.create_retailer(retailer=retailer, key_hash=hash_key(key))
+        except DuplicateRetailer:
+            raise RetailerExists() from None
         self._notifier.changed(retailer.retailer_id)
         return retailer, key
 
@@ -154,7 +169,7 @@ class EventService:
 
     FUTURE_TOLERANCE = timedelta(minutes=5)
 
-    def __init__(self, *, store: Store, clock: Clock) -> None:
+    def __init__(self, *, store: EventStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 

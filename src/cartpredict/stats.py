@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from . import drift, tally
 from .anonymity import kept, suppress_small
@@ -44,7 +44,7 @@ from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
 from .service import Tenants
 from .settings import K_ANONYMITY
-from .storage import POOLED_SCOPE, DailyStats, ScoredCart, Store
+from .storage import POOLED_SCOPE, DailyStats, EventStore, PredictionStore, ScoredCart
 from .tally import P_BINS
 
 OUTCOME_WINDOW = timedelta(hours=24)
@@ -56,6 +56,11 @@ CLOCK_SKEW = timedelta(minutes=2)
 DRIFT_DAYS = 7
 MIN_DRIFT_CARTS = 200  # below this, PSI says more about chance than about drift
 MAX_DAYS = 90
+
+
+class RollupStore(PredictionStore, EventStore, Protocol):
+    """What the rollup reads and writes: predictions, their purchases, the daily rows."""
+
 
 # --- rollup ------------------------------------------------------------------------------------
 
@@ -103,7 +108,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def rollup(store: Store, *, as_of: datetime) -> int:
+def rollup(store: RollupStore, *, as_of: datetime) -> int:
     """Recompute every retailer's days not yet final that still have predictions; return how
     many retailer-days were written."""
     written = 0
@@ -146,7 +151,7 @@ def rollup(store: Store, *, as_of: datetime) -> int:
     return written
 
 
-def rollup_now(store: Store, recorder: PredictionRecorder, *, clock: Clock) -> int:
+def rollup_now(store: RollupStore, recorder: PredictionRecorder, *, clock: Clock) -> int:
     """A running server's rollup: what this process has buffered is written first."""
     recorder.flush(store)
     return rollup(store, as_of=clock())
@@ -401,7 +406,7 @@ class StatsService:
     def __init__(
         self,
         *,
-        store: Store,
+        store: PredictionStore,
         tenants: Tenants,
         registry: ModelRegistry,
         clock: Clock,

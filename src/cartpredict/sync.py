@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .cache import TenantCache
 from .clock import Clock
-from .storage import Store
+from .storage import ChangeFeedStore
 
 if TYPE_CHECKING:
     import redis
@@ -42,7 +42,11 @@ class ChangeFeed:
     feed began may predate one of them, so it is dropped."""
 
     def __init__(
-        self, store: Store, cache: TenantCache, *, monotonic: Callable[[], float] = time.monotonic
+        self,
+        store: ChangeFeedStore,
+        cache: TenantCache,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -148,7 +152,7 @@ class FeedKeeper:
     def __init__(
         self,
         feed: ChangeFeed,
-        store: Store,
+        store: ChangeFeedStore,
         *,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from ..schemas import CartIn
+from ..features import CartLike
 from ..storage import Retailer
 
 
@@ -25,4 +25,4 @@ class ServedModel(Protocol):
     def threshold(self) -> float | None:
         """P(abandoned) at or above which a cart is called abandoned; None for a rule."""
 
-    def score(self, cart: CartIn, retailer: Retailer) -> Score: ...
+    def score(self, cart: CartLike, retailer: Retailer) -> Score: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..schemas import CartIn
+from ..features import CartLike
 from ..storage import Retailer
 from .base import Score
 
@@ -55,5 +55,5 @@ class BaselineRule:
         below = self.predicts_abandoned(cart_value)
         return self.p_abandoned_below_ if below else self.p_abandoned_above_
 
-    def score(self, cart: CartIn, retailer: Retailer) -> Score:
+    def score(self, cart: CartLike, retailer: Retailer) -> Score:
         return Score(self.p_abandoned(cart.cart_value), self.predicts_abandoned(cart.cart_value))

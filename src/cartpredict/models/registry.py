@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..storage import POOLED_SCOPE, ModelVersion, Promotion, Retailer, Store
+from ..storage import POOLED_SCOPE, ModelVersion, Promotion, RegistryStore, Retailer
 from .base import ServedModel
 from .baseline import BaselineRule
 from .logistic import LogisticModel
 
 
 class ModelRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: RegistryStore) -> None:
         self._store = store
         self._baseline = BaselineRule()
 

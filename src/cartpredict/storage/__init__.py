@@ -1,31 +1,50 @@
-"""Storage: one interface (``Store``), backends chosen by URL scheme."""
+"""Storage: one interface per concern (``base.py``; ``Store`` is all of them), backends chosen
+by URL scheme."""
 
 from .base import (
     POOLED_SCOPE,
     Change,
+    ChangeFeedStore,
     DailyStats,
+    DuplicateRetailer,
     EventConflict,
+    EventStore,
+    KeyStore,
     ModelVersion,
     NoSuchRetailer,
+    PredictionStore,
     Promotion,
+    RegistryStore,
     Retailer,
+    RetailerStore,
+    RetentionStore,
     ScoredCart,
     Store,
     StoredEvent,
+    StoreHealth,
 )
 from .registry import open_store
 
 __all__ = [
     "POOLED_SCOPE",
     "Change",
+    "ChangeFeedStore",
     "DailyStats",
+    "DuplicateRetailer",
     "EventConflict",
+    "EventStore",
+    "KeyStore",
     "ModelVersion",
     "NoSuchRetailer",
+    "PredictionStore",
     "Promotion",
+    "RegistryStore",
     "Retailer",
+    "RetailerStore",
+    "RetentionStore",
     "ScoredCart",
     "Store",
+    "StoreHealth",
     "StoredEvent",
     "open_store",
 ]

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ..clock import rfc3339
+
+class DuplicateRetailer(ValueError):
+    """A retailer with this id exists already."""
 
 
 class NoSuchRetailer(LookupError):
@@ -39,19 +41,6 @@ class Retailer:
 
     def attribute_kinds(self) -> dict[str, str]:
         return dict(self.attributes)
-
-    def public(self) -> dict[str, Any]:
-        """The fields ``POST /retailer`` takes, plus ``last_updated`` (RFC 3339, UTC)."""
-        return {
-            "retailer_id": self.retailer_id,
-            "requires_account": self.requires_account,
-            "payment_options": list(self.payment_options),
-            "shipping_speeds": list(self.shipping_speeds),
-            "pooled_learning": self.pooled_learning,
-            "precision_target": self.precision_target,
-            "attributes": [{"name": n, "kind": k} for n, k in self.attributes],
-            "last_updated": rfc3339(self.last_updated),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +118,8 @@ class Promotion:
     at: datetime
 
 
-class Store(Protocol):
-    """Persistence for the service. Writes that change what serving caches append a Change."""
+class StoreHealth(Protocol):
+    """Whether the store answers, and how it is set up."""
 
     def ping(self) -> None:
         """Raise if the store cannot answer."""
@@ -143,9 +132,12 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    # retailers
+
+class RetailerStore(Protocol):
+    """Retailers' configuration."""
+
     def create_retailer(self, *, retailer: Retailer, key_hash: str) -> None:
-        """Insert the retailer with its first API key; RetailerExists on a duplicate id."""
+        """Insert the retailer with its first API key; DuplicateRetailer on a duplicate id."""
 
     def get_retailer(self, *, retailer_id: str) -> Retailer | None: ...
 
@@ -156,7 +148,13 @@ class Store(Protocol):
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         """Erase every row of the retailer; False when there was none."""
 
-    # API keys (hashes only)
+    def list_retailers(self) -> Sequence[Retailer]:
+        """Operator-level: every retailer (for training runs)."""
+
+
+class KeyStore(Protocol):
+    """API keys, as hashes."""
+
     def add_api_key(self, *, retailer_id: str, key_hash: str, created_at: datetime) -> bool:
         """False when the retailer does not exist."""
 
@@ -167,10 +165,10 @@ class Store(Protocol):
 
     def retailer_for_key(self, *, key_hash: str) -> str | None: ...
 
-    def list_retailers(self) -> Sequence[Retailer]:
-        """Operator-level: every retailer (for training runs)."""
 
-    # events (raw, row-level)
+class EventStore(Protocol):
+    """Cart activity and purchases (raw, row-level)."""
+
     def add_events(
         self,
         *,
@@ -186,7 +184,15 @@ class Store(Protocol):
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
         """The retailer's events, oldest first."""
 
-    # model registry
+    def purchases(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[tuple[str, datetime]]:
+        """(cart_id, at) of the retailer's purchase events at ``[start, end)``."""
+
+
+class RegistryStore(Protocol):
+    """Model versions, what serves each scope, and the log of promotions."""
+
     def add_model_version(self, *, version: ModelVersion) -> None: ...
 
     def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None: ...
@@ -205,7 +211,10 @@ class Store(Protocol):
     def promotions(self, *, scope: str) -> Sequence[Promotion]:
         """Newest first."""
 
-    # predictions and their daily aggregates
+
+class PredictionStore(Protocol):
+    """Predictions (the log and the counts, raw) and their daily aggregates."""
+
     def add_scored_carts(self, *, carts: Sequence[ScoredCart], history: bool = False) -> None:
         """Append predictions of any retailers (the service's own log, written in bulk). Rows
         of a retailer that no longer exists, or that was created after the prediction (deleted
@@ -231,18 +240,16 @@ class Store(Protocol):
         """Operator-level: each retailer with predictions logged or counted, and the first
         day of them still held."""
 
-    def purchases(
-        self, *, retailer_id: str, start: datetime, end: datetime
-    ) -> Sequence[tuple[str, datetime]]:
-        """(cart_id, at) of the retailer's purchase events at ``[start, end)``."""
-
     def put_daily_stats(self, *, retailer_id: str, days: Sequence[DailyStats]) -> None:
         """Insert or replace the retailer's rows for those days."""
 
     def daily_stats(self, *, retailer_id: str, start: date, end: date) -> Sequence[DailyStats]:
         """The retailer's rows for days in ``[start, end]``, oldest first."""
 
-    # retention
+
+class RetentionStore(Protocol):
+    """Deleting what has expired (operator-level)."""
+
     def purge(
         self, *, raw_before: datetime, aggregates_before: datetime, at: datetime, dry_run: bool
     ) -> dict[str, int]:
@@ -251,9 +258,28 @@ class Store(Protocol):
         (only counted when ``dry_run``). A served model that expires stops serving, and the
         change feed says so."""
 
-    # change feed
+
+class ChangeFeedStore(Protocol):
+    """The change feed: which retailers' cached state is stale (operator-level)."""
+
     def changes_after(self, *, seq: int) -> Sequence[Change]: ...
 
     def last_change_seq(self) -> int: ...
 
     def prune_changes(self, *, before: datetime) -> int: ...
+
+
+class Store(
+    StoreHealth,
+    RetailerStore,
+    KeyStore,
+    EventStore,
+    RegistryStore,
+    PredictionStore,
+    RetentionStore,
+    ChangeFeedStore,
+    Protocol,
+):
+    """All of it: what a backend implements. Callers take only the parts they use; every
+    method that touches one retailer's data takes its id and is scoped by it. Writes that
+    change what serving caches append to the change feed in the same transaction."""

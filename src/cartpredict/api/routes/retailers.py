@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...schemas import ApiKeyOut, RetailerCreate, RetailerCreated, RetailerPublic, RetailerUpdate
+from ...schemas import (
+    ApiKeyOut,
+    RetailerCreate,
+    RetailerCreated,
+    RetailerPublic,
+    RetailerUpdate,
+    retailer_public,
+)
 from ..deps import OperatorDep, RetailerIdDep, ServicesDep, blocking, json_response, tenant
 from .docs import errors
 
@@ -21,7 +28,7 @@ router = APIRouter(tags=["retailers"])
 async def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep) -> Response:
     retailer, key = await blocking(svc, svc.retailers.create, spec)
     return json_response(
-        retailer.public() | {"api_key": key},
+        retailer_public(retailer) | {"api_key": key},
         201,
         {"Location": f"/retailer/{retailer.retailer_id}"},
     )
@@ -35,7 +42,7 @@ async def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep
 )
 async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
     found = await tenant(svc, retailer_id)
-    return json_response(found.retailer.public())
+    return json_response(retailer_public(found.retailer))
 
 
 @router.patch(
@@ -48,7 +55,7 @@ async def update_retailer(
     retailer_id: RetailerIdDep, changes: RetailerUpdate, svc: ServicesDep
 ) -> Response:
     retailer = await blocking(svc, svc.retailers.update, retailer_id, changes.changes())
-    return json_response(retailer.public())
+    return json_response(retailer_public(retailer))
 
 
 @router.delete(

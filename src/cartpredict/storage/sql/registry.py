@@ -1,0 +1,117 @@
+"""The model registry: versions, what serves each scope, and the log of promotions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select
+
+from ..base import ModelVersion, Promotion
+from ..tables import model_log, model_versions, served_models
+from .session import SqlSession, record_change, record_served_change, tenant_of
+
+
+class RegistryRows(SqlSession):
+    def add_model_version(self, *, version: ModelVersion) -> None:
+        with self._write(tenant_of(version.scope)) as conn:
+            conn.execute(
+                insert(model_versions).values(
+                    version_id=version.version_id,
+                    retailer_id=version.scope,
+                    created_at=version.created_at,
+                    train_start=version.train_start,
+                    train_end=version.train_end,
+                    n_train=version.n_train,
+                    threshold=version.threshold,
+                    metrics=dict(version.metrics),
+                    model=dict(version.model),
+                    profile=dict(version.profile) if version.profile is not None else None,
+                )
+            )
+
+    def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None:
+        with self._read(tenant_of(scope)) as conn:
+            row = conn.execute(
+                select(model_versions).where(
+                    model_versions.c.retailer_id == scope,
+                    model_versions.c.version_id == version_id,
+                )
+            ).first()
+        return _version(row) if row else None
+
+    def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
+        with self._read(tenant_of(scope)) as conn:
+            rows = conn.execute(
+                select(model_versions)
+                .where(model_versions.c.retailer_id == scope)
+                .order_by(model_versions.c.created_at.desc(), model_versions.c.version_id.desc())
+            ).all()
+        return [_version(row) for row in rows]
+
+    def served_version(self, *, scope: str) -> ModelVersion | None:
+        with self._read(tenant_of(scope)) as conn:
+            row = conn.execute(
+                select(model_versions)
+                .join(
+                    served_models,
+                    (served_models.c.version_id == model_versions.c.version_id)
+                    & (served_models.c.retailer_id == model_versions.c.retailer_id),
+                )
+                .where(served_models.c.retailer_id == scope)
+            ).first()
+        return _version(row) if row else None
+
+    def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
+        with self._write(tenant_of(scope)) as conn:
+            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(
+                insert(served_models).values(retailer_id=scope, version_id=version_id, since=at)
+            )
+            conn.execute(
+                insert(model_log).values(
+                    retailer_id=scope, version_id=version_id, action=action, at=at
+                )
+            )
+            record_served_change(conn, scope, at)
+
+    def retire_served(self, *, scope: str, at: datetime) -> bool:
+        with self._write(tenant_of(scope)) as conn:
+            version_id = conn.execute(
+                select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
+            ).scalar()
+            if version_id is None:
+                return False
+            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(
+                insert(model_log).values(
+                    retailer_id=scope, version_id=version_id, action="retire", at=at
+                )
+            )
+            record_change(conn, scope, at)
+        return True
+
+    def promotions(self, *, scope: str) -> Sequence[Promotion]:
+        with self._read(tenant_of(scope)) as conn:
+            rows = conn.execute(
+                select(model_log)
+                .where(model_log.c.retailer_id == scope)
+                .order_by(model_log.c.id.desc())
+            ).all()
+        return [Promotion(version_id=r.version_id, action=r.action, at=r.at) for r in rows]
+
+
+def _version(row: Row[Any]) -> ModelVersion:
+    return ModelVersion(
+        version_id=row.version_id,
+        scope=row.retailer_id,
+        created_at=row.created_at,
+        train_start=row.train_start,
+        train_end=row.train_end,
+        n_train=row.n_train,
+        threshold=row.threshold,
+        metrics=row.metrics,
+        model=row.model,
+        profile=row.profile,
+    )

@@ -1,0 +1,115 @@
+"""Retailers: their configuration, created with a first key, erased with every row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..base import DuplicateRetailer, Retailer
+from ..tables import TENANT_TABLES, api_keys, retailers
+from .session import SqlSession, lock_retailer, record_change
+
+_RETAILER_COLUMNS = (
+    "requires_account",
+    "payment_options",
+    "shipping_speeds",
+    "pooled_learning",
+    "precision_target",
+    "attributes",
+)
+
+
+class RetailerRows(SqlSession):
+    def create_retailer(self, *, retailer: Retailer, key_hash: str) -> None:
+        values = _retailer_values({c: getattr(retailer, c) for c in _RETAILER_COLUMNS})
+        try:
+            with self._write(retailer.retailer_id) as conn:
+                conn.execute(
+                    insert(retailers).values(
+                        retailer_id=retailer.retailer_id,
+                        created_at=retailer.created_at,
+                        updated_at=retailer.last_updated,
+                        **values,
+                    )
+                )
+                conn.execute(
+                    insert(api_keys).values(
+                        key_hash=key_hash,
+                        retailer_id=retailer.retailer_id,
+                        created_at=retailer.created_at,
+                    )
+                )
+                record_change(conn, retailer.retailer_id, retailer.created_at)
+        except IntegrityError:
+            raise DuplicateRetailer(retailer.retailer_id) from None
+
+    def get_retailer(self, *, retailer_id: str) -> Retailer | None:
+        with self._read(retailer_id) as conn:
+            row = conn.execute(
+                select(retailers).where(retailers.c.retailer_id == retailer_id)
+            ).first()
+        return _retailer(row) if row else None
+
+    def update_retailer(
+        self, *, retailer_id: str, changes: Mapping[str, Any], updated_at: datetime
+    ) -> Retailer | None:
+        unknown = set(changes) - set(_RETAILER_COLUMNS)
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = _retailer_values(changes)
+        with self._write(retailer_id) as conn:
+            row = conn.execute(
+                update(retailers)
+                .where(retailers.c.retailer_id == retailer_id)
+                .values(updated_at=updated_at, **values)
+                .returning(*retailers.c)
+            ).first()
+            if row is None:
+                return None
+            record_change(conn, retailer_id, updated_at)
+        return _retailer(row)
+
+    def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
+        with self._write(retailer_id) as conn:
+            if not lock_retailer(conn, retailer_id):
+                return False
+            for table in TENANT_TABLES:
+                conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
+            record_change(conn, retailer_id, at)
+        return True
+
+    def list_retailers(self) -> Sequence[Retailer]:
+        with self._read() as conn:
+            rows = conn.execute(select(retailers).order_by(retailers.c.retailer_id)).all()
+        return [_retailer(row) for row in rows]
+
+
+def _retailer_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Record values as the columns hold them (JSON lists; attributes as name/kind objects)."""
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    if "attributes" in out:
+        out["attributes"] = [
+            {"name": a["name"], "kind": a["kind"]}
+            if isinstance(a, Mapping)
+            else {"name": a[0], "kind": a[1]}
+            for a in out["attributes"]
+        ]
+    return out
+
+
+def _retailer(row: Row[Any]) -> Retailer:
+    return Retailer(
+        retailer_id=row.retailer_id,
+        requires_account=bool(row.requires_account),
+        payment_options=tuple(row.payment_options),
+        shipping_speeds=tuple(row.shipping_speeds),
+        pooled_learning=bool(row.pooled_learning),
+        precision_target=float(row.precision_target),
+        created_at=row.created_at,
+        last_updated=row.updated_at,
+        attributes=tuple((a["name"], a["kind"]) for a in row.attributes or ()),
+    )
