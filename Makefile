@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/cartpredict: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[learn,dev]'
 	@touch $@
 
 install: $(BIN)/cartpredict
@@ -25,6 +25,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) cartpredict.db cartpredict.db-wal cartpredict.db-shm

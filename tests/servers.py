@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,18 @@ def running_server(
     cwd: Path | None = None,
     timeout_s: float = 30.0,
     log: Path | None = None,
+    program: tuple[str, ...] = (sys.executable, "-m", "cartpredict"),
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[httpx.Client]:
     """Start ``cartpredict COMMAND`` on a free loopback port; yield a client bound to it.
-    With ``log``, the server's stderr (its log) goes to that file."""
+    With ``log``, the server's stderr (its log) goes to that file. ``program`` is how the
+    command is run (another installation's ``cartpredict``, say) and ``environ`` what ``env``
+    adds to (this process's environment by default)."""
     port = free_port()
     sink = log.open("wb") if log is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "cartpredict", *command, "--port", str(port)],
-        env=os.environ | env,
+        [*program, *command, "--port", str(port)],
+        env=dict(os.environ if environ is None else environ) | env,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=sink if sink is not None else subprocess.PIPE,

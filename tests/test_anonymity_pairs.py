@@ -268,8 +268,13 @@ def test_days_past_a_shorter_retention_are_never_shown(shop: Shop) -> None:
     ]  # fmt: skip
     shop.svc.store.put_daily_stats(retailer_id="store_1", days=rows)
     svc = shop.svc
-    stats = StatsService(store=svc.store, tenants=svc.tenants, registry=svc.registry,
-                         clock=shop.clock, held_days=30)  # fmt: skip
+    stats = StatsService(
+        store=svc.store,
+        retailer=lambda rid: svc.tenants.load(rid).retailer,
+        registry=svc.registry,
+        clock=shop.clock,
+        held_days=30,
+    )
     body = stats.report("store_1", days=MAX_DAYS)
     assert [p["start"] for p in body["periods"]] == [(today - timedelta(days=29)).isoformat()]
     assert len(shop.stats(days=MAX_DAYS)["periods"]) == 2  # held 90 days (the default)

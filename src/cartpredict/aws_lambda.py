@@ -18,10 +18,11 @@ The app's lifespan is not run per
 invocation (Mangum's default would open and close the database around every request): the
 store is checked once, when the container starts.
 
-Deploying: package it as a container image (the dependencies exceed Lambda's 250 MB limit for
-zip archives), set ``CARTPREDICT_DATABASE_URL`` to a PostgreSQL database already migrated with
-``cartpredict db upgrade`` (a container with an older schema refuses to start), and route the
-API's ``$default`` stage to it: a named stage would prefix every path.
+Deploying: package the serving install (``pip install cartpredict``, without ``[learn]``:
+about 98 MB of packages, within Lambda's 250 MB limit for zip archives) or a container image;
+set ``CARTPREDICT_DATABASE_URL`` to a PostgreSQL database already migrated with ``cartpredict
+db upgrade`` (a container with an older schema refuses to start), and route the API's
+``$default`` stage to it: a named stage would prefix every path.
 """
 
 from __future__ import annotations

@@ -120,7 +120,13 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; above 1, forked by gunicorn's master (Unix only).",
+)
 @click.option(
     "--migrate/--no-migrate",
     default=True,
@@ -137,8 +143,13 @@ def serve(host: str, port: int, workers: int, migrate: bool, access_log: bool) -
 
 
 def _run_server(host: str, port: int, workers: int, access_log: bool) -> None:
-    from .server import run
+    from .server import SEVERAL_WORKERS, run
 
+    if workers > 1 and not SEVERAL_WORKERS:
+        raise click.ClickException(
+            "--workers above 1 needs gunicorn, which runs on Unix only: "
+            "run one single-worker server per process instead"
+        )
     run(host=host, port=port, workers=workers, access_log=access_log)
 
 
@@ -283,6 +294,22 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
 
 # --- learning: simulate, ingest, train, evaluate ----------------------------------------
 
+# What `pip install 'cartpredict[learn]'` adds (import names); serving and admin need none.
+LEARNING_PACKAGES = ("numpy", "scipy", "sklearn", "matplotlib", "tqdm")
+
+
+def _require_learning(otherwise: str = "") -> None:
+    """Stop a command that trains, evaluates, plots or simulates, before it changes anything,
+    with one line saying what to install, where only the serving install is present."""
+    from importlib.util import find_spec
+
+    if any(find_spec(name) is None for name in LEARNING_PACKAGES):
+        command = click.get_current_context().info_name
+        raise click.ClickException(
+            f"cartpredict {command} needs the learning extras: pip install 'cartpredict[learn]'"
+            + otherwise
+        )
+
 
 @main.command()
 @click.option("--retailers", default=20, show_default=True, type=click.IntRange(1, 1000))
@@ -296,6 +323,7 @@ def _parse(model: Any, data: dict[str, Any]) -> Any:
 )
 def simulate(retailers: int, days: int, carts_per_day: float, seed: int, out: Path | None) -> None:
     """Simulate retailers and their cart history (ending now), and load it into the database."""
+    _require_learning()
     from .clock import utcnow
     from .experiments import load_simulation
     from .simulate import simulate as draw
@@ -358,6 +386,7 @@ def ingest(file: Path) -> None:
 @click.option("--as-of", help="Train on what was known at this RFC 3339 time (default: now).")
 def train(retailer_id: str | None, as_of: str | None) -> None:
     """Train the pooled and per-retailer models; promote those that beat what serves."""
+    _require_learning()
     from .models.training import Trainer
 
     settings = _settings()
@@ -452,6 +481,7 @@ def evaluate(
 ) -> None:
     """Evaluate the learning pipeline: on simulated retailers (against the oracle), or on the
     UCI Online Shoppers data as one retailer with custom attributes."""
+    _require_learning()
     if dataset == "online-shoppers":
         from .datasets import online_shoppers
 
@@ -723,6 +753,8 @@ def cost(measured: Path, prices: Path | None, lambda_memory: int | None, as_json
 def demo(host: str, port: int, then_serve: bool, history: bool) -> None:
     """Set up demo retailers with a simulated history and trained models, print their API
     keys and a curl to try, then serve."""
+    if history:
+        _require_learning(" (or run it with --no-history: no history, baseline models)")
     settings = _settings()
     if then_serve:
         _require_free_port(host, port)

@@ -73,7 +73,7 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         recorder=recorder,
         stats=StatsService(
             store=store,
-            tenants=tenants,
+            retailer=lambda retailer_id: tenants.load(retailer_id).retailer,
             registry=registry,
             clock=clock,
             held_days=settings.aggregate_retention_days,

@@ -120,7 +120,8 @@ def measured_from(data: dict[str, Any], *, source: str) -> Measured:
 
 def lambda_memory_mb(measured: Measured, prices: dict[str, Any]) -> int:
     """The smallest memory that holds the measured peak with headroom."""
-    return max(prices["lambda"]["min_memory_mb"], math.ceil(measured.memory_mb * MEMORY_HEADROOM))
+    floor = int(prices["lambda"]["min_memory_mb"])
+    return max(floor, math.ceil(measured.memory_mb * MEMORY_HEADROOM))
 
 
 def default_lambda_memory_mb(measured: Measured, prices: dict[str, Any]) -> int:

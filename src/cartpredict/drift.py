@@ -128,12 +128,14 @@ def compare(
     A recent bin given as None (its count is not known: left out for k-anonymity) is left out
     of both sides, so that the shares compared are those among the same bins; a feature with
     fewer than two bins left is not compared."""
-    features = {}
+    features: dict[str, dict[str, Any]] = {}
+    psis: list[float] = []
     for name in FEATURES:
         pairs = [(e, a) for e, a in zip(training[name], recent[name], strict=True) if a is not None]
         if len(pairs) < 2:
             continue
         value = psi([e for e, _ in pairs], [a for _, a in pairs])
         features[name] = {"psi": round(value, 4), "status": status(value)}
-    worst = max((f["psi"] for f in features.values()), default=0.0)
+        psis.append(round(value, 4))
+    worst = max(psis, default=0.0)
     return {"status": status(worst), "features": features}

@@ -233,7 +233,7 @@ def _model_metrics(
     ops = _operating_point(decided, y, abandoned_rate)
     return ModelMetrics(
         name=m.name,
-        **headline(y, p),
+        **headline(y, p),  # type: ignore[arg-type]  # four float figures, by name
         threshold=_num(m.threshold),
         pr_purchased=_pr(y, p),
         pr_abandoned=_pr(~y, 1.0 - p),
@@ -256,8 +256,10 @@ def _operating_point(
     decided: np.ndarray | None, y: np.ndarray, abandoned_rate: float | None
 ) -> dict[str, Any]:
     if decided is None:
-        names = ("precision_abandoned", "recall_abandoned", "lift_abandoned")
-        names += ("precision_purchased", "recall_purchased", "n_predicted_abandoned")
+        names = (
+            "precision_abandoned", "recall_abandoned", "lift_abandoned",
+            "precision_purchased", "recall_purchased", "n_predicted_abandoned",
+        )  # fmt: skip
         return dict.fromkeys(names)
     precision = _ratio(decided & ~y, decided)
     lift = precision / abandoned_rate if precision is not None and abandoned_rate else None

@@ -120,8 +120,8 @@ def load(path: Path, *, tenants: Tenants, events: EventService) -> dict[str, tup
             continue
         found = events.problems(retailers[retailer_id], [event for _, event in rows], prefix="")
         for item in found:
-            index, _, field = item["field"].partition(".")
-            problems.append(Problem(rows[int(index)][0], field, item["reason"]))
+            position, _, field = item["field"].partition(".")
+            problems.append(Problem(rows[int(position)][0], field, item["reason"]))
     if problems:
         raise InvalidFile(sorted(problems, key=lambda p: p.line))
     return {

@@ -44,9 +44,13 @@ class AccessFormatter(JsonFormatter):
         return out
 
 
-def config(level: str = "INFO") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the server: JSON on stderr."""
+def config(level: str = "INFO", *, access_log: bool = True) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the server: JSON on stderr, from uvicorn, from
+    gunicorn's master (several workers), from this package and, warnings up, from any other
+    library. ``access_log``: one line per request (uvicorn's workers under gunicorn log them
+    only where the access logger has a handler)."""
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    access = ["access"] if access_log else []
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -58,10 +62,13 @@ def config(level: str = "INFO") -> dict[str, Any]:
             "default": {**handler, "formatter": "json"},
             "access": {**handler, "formatter": "access"},
         },
+        "root": {"handlers": ["default"], "level": "WARNING"},
         "loggers": {
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
-            "uvicorn.access": {"handlers": ["access"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": access, "level": level, "propagate": False},
+            "gunicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
+            "gunicorn.access": {"handlers": access, "level": level, "propagate": False},
             "cartpredict": {"handlers": ["default"], "level": level, "propagate": False},
         },
     }

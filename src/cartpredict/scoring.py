@@ -90,14 +90,14 @@ def design_matrix(spec: FeatureSpec, columns: CartColumns, retailer: Retailer) -
             out[:, j] = x
             j += 1
     for attr in spec.numeric:
-        x = _numeric(columns.attributes.get(attr), n)
-        out[:, j] = np.copysign(np.log1p(np.abs(x)), x)
-        out[:, j + 1] = x > 0
+        values = _numeric(columns.attributes.get(attr), n)
+        out[:, j] = np.copysign(np.log1p(np.abs(values)), values)
+        out[:, j + 1] = values > 0
         j += 2
     for attr, levels in spec.categorical:
-        values = columns.attributes.get(attr)
+        column = columns.attributes.get(attr)
         for level in levels:
-            out[:, j] = np.zeros(n) if values is None else np.asarray(values, dtype=object) == level
+            out[:, j] = np.zeros(n) if column is None else np.asarray(column, dtype=object) == level
             j += 1
     index = {name: i for i, name in enumerate(spec.main_names())}
     center = dict(spec.centers)
@@ -113,7 +113,7 @@ def p_abandoned(model: LogisticModel, columns: CartColumns, retailer: Retailer) 
     logit = design_matrix(model.spec, columns, retailer) @ np.asarray(model.weights)
     logit += model.intercept
     e = np.exp(-np.abs(logit))  # the logistic function, without overflow or cancellation
-    return np.where(logit >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return np.asarray(np.where(logit >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
 
 
 def _numeric(values: np.ndarray | None, n: int) -> np.ndarray:

@@ -294,7 +294,7 @@ class Predictor:
             )
         model = tenant.model
         p_abandoned, abandoned = model.score(cart, retailer)
-        out = {
+        out: dict[str, Any] = {
             "prediction": "abandoned" if abandoned else "purchased",
             "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
             "retailer_id": retailer.retailer_id,

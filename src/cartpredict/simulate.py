@@ -225,7 +225,7 @@ def oracle_arrays(
     hours = np.minimum(inactivity_hours, LABEL_WINDOW_H)
     survive_l = np.exp(-hours / delay_mean_h)
     survive_w = np.exp(-LABEL_WINDOW_H / delay_mean_h)
-    return p_convert * (survive_l - survive_w) / (1.0 - p_convert * (1.0 - survive_l))
+    return np.asarray(p_convert * (survive_l - survive_w) / (1.0 - p_convert * (1.0 - survive_l)))
 
 
 def draw_purchase_delays(
@@ -257,17 +257,17 @@ def conversion_probability(
 ) -> np.ndarray:
     """``p_convert`` of carts of one retailer (``device``/``speed``: names, one per cart)."""
     c = COEFFICIENTS
-    eta = c["intercept"] + effect.intercept + _site_logit(retailer)
+    eta: np.ndarray = np.asarray(c["intercept"] + effect.intercept + _site_logit(retailer))
     eta = eta + (c["log_value"] + effect.log_value_slope) * np.log(np.asarray(value) / MEDIAN_VALUE)
     eta = eta + c["log_items"] * np.log(items)
     eta = eta + np.array([c[f"device_{d}"] for d in device], dtype=float)
     eta = eta + np.array([c[f"speed_{s}"] for s in speed], dtype=float)
-    return 1.0 / (1.0 + np.exp(-eta))
+    return np.asarray(1.0 / (1.0 + np.exp(-eta)))
 
 
 def _site_logit(retailer: dict) -> float:
     c = COEFFICIENTS
-    return (
+    return float(
         c["requires_account"] * retailer["requires_account"]
         + c["payment_option"] * (len(retailer["payment_options"]) - 1)
         + c["express_offered"] * ("express" in retailer["shipping_speeds"])
@@ -339,7 +339,7 @@ def _pooled(index: int, phase: float) -> bool:
 def _hour_weights() -> np.ndarray:
     hours = np.arange(24)
     weights = 1.0 + 0.6 * np.cos(2 * np.pi * (hours - 20) / 24)
-    return weights / weights.sum()
+    return np.asarray(weights / weights.sum())
 
 
 def _draw_arrival_seconds(rng: np.random.Generator, expected: float, days: int) -> np.ndarray:

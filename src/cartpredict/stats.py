@@ -32,7 +32,7 @@ The response lists every merge and every figure left out, and why.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -42,9 +42,8 @@ from .anonymity import kept, suppress_small
 from .clock import Clock, rfc3339
 from .models.registry import ModelRegistry
 from .recorder import PredictionRecorder
-from .service import Tenants
 from .settings import K_ANONYMITY
-from .storage import POOLED_SCOPE, DailyStats, EventStore, PredictionStore, ScoredCart
+from .storage import POOLED_SCOPE, DailyStats, EventStore, PredictionStore, Retailer, ScoredCart
 from .tally import P_BINS
 
 OUTCOME_WINDOW = timedelta(hours=24)
@@ -407,19 +406,19 @@ class StatsService:
         self,
         *,
         store: PredictionStore,
-        tenants: Tenants,
+        retailer: Callable[[str], Retailer],
         registry: ModelRegistry,
         clock: Clock,
         held_days: int = MAX_DAYS,
     ) -> None:
         self._store = store
-        self._tenants = tenants
+        self._retailer = retailer  # the retailer's configuration; RetailerNotFound if none
         self._registry = registry
         self._clock = clock
         self._held_days = held_days  # aggregates older than this may be gone: never shown
 
     def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
-        retailer = self._tenants.load(retailer_id).retailer
+        retailer = self._retailer(retailer_id)
         now = self._clock()
         today = now.astimezone(UTC).date()
         first = today - timedelta(days=days - 1)
@@ -455,7 +454,7 @@ class StatsService:
 
     def _drift(
         self,
-        retailer: Any,
+        retailer: Retailer,
         rows: Sequence[DailyStats],
         groups: Sequence[list[DailyStats]],
         now: datetime,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -72,7 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     keeper = FeedKeeper(ChangeFeed(svc.store, svc.cache), svc.store, clock=svc.clock)
     settings = svc.settings
     stop = asyncio.Event()
-    jobs = [  # (work, every_s, what, at_once)
+    jobs: list[tuple[Callable[[], object], float, str, bool]] = [  # (work, every_s, what, at_once)
         (keeper.tick, settings.sync_interval_s, "change feed poll", False),
         (partial(svc.recorder.flush, svc.store, counts_every_s=COUNTS_EVERY_S), FLUSH_EVERY_S,
          "prediction log write", False),

@@ -107,7 +107,8 @@ RetailerIdDep = Annotated[str, Depends(path_retailer)]
 
 
 async def tenant(svc: Services, retailer_id: str) -> Tenant:
-    return svc.tenants.cached(retailer_id) or await blocking(svc, svc.tenants.load, retailer_id)
+    cached = svc.tenants.cached(retailer_id)
+    return cached if cached is not None else await blocking(svc, svc.tenants.load, retailer_id)
 
 
 def json_response(

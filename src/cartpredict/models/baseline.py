@@ -8,7 +8,7 @@ prior with a retailer's own outcomes, shrunk toward it by ``prior_strength`` pse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from ..features import CartLike
 from ..storage import Retailer
@@ -34,7 +34,7 @@ class BaselineRule:
         self.p_abandoned_below_ = prior
         self.p_abandoned_above_ = prior
 
-    def fit(self, cart_values: Sequence[float], abandoned: Sequence[bool]) -> BaselineRule:
+    def fit(self, cart_values: Collection[float], abandoned: Collection[bool]) -> BaselineRule:
         if len(cart_values) != len(abandoned):
             raise ValueError("cart_values and abandoned differ in length")
         sides: dict[bool, list[bool]] = {True: [], False: []}

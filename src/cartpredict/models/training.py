@@ -176,7 +176,7 @@ class Trainer:
         served = self._store.served_version(scope=POOLED_SCOPE)
         test = data["test"]
         p_candidate = _served_p(model, test)
-        report = {
+        report: dict[str, Any] = {
             "candidate": metrics(test.abandoned, p_candidate),
             "validation": valid_metrics,
             "n_test_carts": test.carts(),
@@ -223,7 +223,7 @@ class Trainer:
         baseline = BaselineRule().fit(
             [r.cart_value for r in data["train"].rows], data["train"].abandoned
         )
-        report = {
+        report: dict[str, Any] = {
             "candidate": metrics(test.abandoned, _served_p(model, test)),
             "served": metrics(test.abandoned, _served_p(served, test)),
             "served_version": served.version,

@@ -1,4 +1,5 @@
-"""Prometheus metrics: aggregate counts and latencies, no cart data (see ``metrics.py``)."""
+"""Prometheus metrics: aggregate counts and latencies, no cart data (see ``metrics.py``): with
+several workers, the whole server's, whichever worker answers the scrape."""
 
 from __future__ import annotations
 
