@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 started = time.perf_counter()
-import cartpredict.aws_lambda as entry  # noqa: E402  (its import is what is timed)
+import cartpredict.ops.aws_lambda as entry  # noqa: E402  (its import is what is timed)
 
 import_s = time.perf_counter() - started
 

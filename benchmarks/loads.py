@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cartpredict.loadtest import Target, carts, loopback, run_prepared
+from cartpredict.ops.loadtest import Target, carts, loopback, run_prepared
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk_requests.lua"

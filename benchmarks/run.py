@@ -301,12 +301,12 @@ def batch_scoring(sqlite_url: str, seeded: Seeded) -> dict[str, Any]:
     """numpy scoring of a million carts, and one cart through the request path, no HTTP."""
     import orjson
 
-    from cartpredict.clock import utcnow
-    from cartpredict.container import build_services
+    from cartpredict.core.clock import utcnow
+    from cartpredict.core.settings import Settings
+    from cartpredict.learning.columns import CartColumns, p_abandoned
     from cartpredict.models.logistic import LogisticModel
-    from cartpredict.schemas import CartIn
-    from cartpredict.scoring import CartColumns, p_abandoned
-    from cartpredict.settings import Settings
+    from cartpredict.serving.container import build_services
+    from cartpredict.serving.schemas import CartIn
 
     svc = build_services(Settings(database_url=sqlite_url), utcnow)
     try:
@@ -359,7 +359,9 @@ def lambda_entry(sqlite_url: str, seeded: Seeded, work: Path) -> dict[str, Any]:
     starts = []
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import cartpredict.aws_lambda"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", "import cartpredict.ops.aws_lambda"], env=env, check=True
+        )
         starts.append(time.perf_counter() - started)
     probe = subprocess.run(
         [sys.executable, str(HERE / "lambda_probe.py"), str(pairs), "5000"],

@@ -12,15 +12,15 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cartpredict.auth import hash_key
-from cartpredict.clock import utcnow
-from cartpredict.container import Services, build_services
-from cartpredict.experiments import load_simulation
-from cartpredict.loadtest import Target
-from cartpredict.models.training import Trainer
-from cartpredict.schemas import RetailerCreate
-from cartpredict.settings import Settings
-from cartpredict.simulate import simulate
+from cartpredict.core.clock import utcnow
+from cartpredict.core.settings import Settings
+from cartpredict.learning.simulate import simulate
+from cartpredict.learning.training import Trainer
+from cartpredict.ops.experiments import load_simulation
+from cartpredict.ops.loadtest import Target
+from cartpredict.serving.auth import hash_key
+from cartpredict.serving.container import Services, build_services
+from cartpredict.serving.schemas import RetailerCreate
 from cartpredict.storage import POOLED_SCOPE, Store
 from cartpredict.storage.migrate import upgrade
 

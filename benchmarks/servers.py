@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cartpredict.loadtest import peak_rss_mb, process_tree
+from cartpredict.ops.loadtest import peak_rss_mb, process_tree
 
 
 @dataclass

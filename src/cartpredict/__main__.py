@@ -1,3 +1,3 @@
-from .cli import main
+from cartpredict.cli import main
 
 main()

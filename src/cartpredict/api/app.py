@@ -17,24 +17,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import __version__
-from ..background import repeat
-from ..clock import Clock, utcnow
-from ..container import Services, build_services
-from ..errors import SchemaOutOfDate
-from ..recorder import COUNTS_EVERY_S, FLUSH_EVERY_S
-from ..retention import purge_now
-from ..settings import Settings
-from ..stats import rollup_now
-from ..storage.engine import describe
-from ..storage.tables import SCHEMA_REVISION
-from ..sync import ChangeFeed, FeedKeeper
-from . import errors
-from .deps import principal
-from .fastlane import FastLane
-from .limits import BodyLimit
-from .ratelimit import RateLimiter, Sharing, keep
-from .routes import events, health, metrics, models, predict, retailers, stats
+from cartpredict import __version__
+from cartpredict.api import errors
+from cartpredict.api.deps import principal
+from cartpredict.api.fastlane import FastLane
+from cartpredict.api.limits import BodyLimit
+from cartpredict.api.ratelimit import RateLimiter, Sharing, keep
+from cartpredict.api.routes import events, health, metrics, models, predict, retailers, stats
+from cartpredict.core.clock import Clock, utcnow
+from cartpredict.core.errors import SchemaOutOfDate
+from cartpredict.core.settings import Settings
+from cartpredict.monitoring.recorder import COUNTS_EVERY_S, FLUSH_EVERY_S
+from cartpredict.monitoring.rollup import rollup_now
+from cartpredict.serving.background import purge_now, repeat
+from cartpredict.serving.container import Services, build_services
+from cartpredict.serving.sync import ChangeFeed, FeedKeeper
+from cartpredict.storage.engine import describe
+from cartpredict.storage.tables import SCHEMA_REVISION
 
 log = logging.getLogger(__name__)
 

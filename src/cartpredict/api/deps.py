@@ -12,13 +12,13 @@ import orjson
 from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
 
-from ..auth import Principal, bearer_token
-from ..cache import Tenant
-from ..container import Services
-from ..errors import RetailerNotFound, StoreUnavailable
-from ..schemas import RETAILER_ID_PATTERN
-from ..storage.deadline import Deadline, DeadlineExceeded, within
-from ..storage.engine import unavailable
+from cartpredict.core.errors import RetailerNotFound, StoreUnavailable
+from cartpredict.serving.auth import Principal, bearer_token
+from cartpredict.serving.cache import Tenant
+from cartpredict.serving.container import Services
+from cartpredict.serving.schemas import RETAILER_ID_PATTERN
+from cartpredict.storage.deadline import Deadline, DeadlineExceeded, within
+from cartpredict.storage.engine import unavailable
 
 T = TypeVar("T")
 

@@ -13,7 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from ..errors import (
+from cartpredict.api.deps import json_response
+from cartpredict.core.errors import (
     CartPredictError,
     InvalidInput,
     MethodNotAllowed,
@@ -23,8 +24,7 @@ from ..errors import (
     error_body,
     field_path,
 )
-from ..storage.engine import describe, unavailable
-from .deps import json_response
+from cartpredict.storage.engine import describe, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ the common case itself: a JSON body of a sane size, a key already in the cache, 
 for a retailer already loaded. Everything else (no or unknown key, bad JSON, a cache miss, a
 cart the retailer's configuration rules out, other routes) is replayed, byte for byte, to the
 FastAPI app, which has the one definition of every error. The answers are therefore the same
-either way; ``tests/test_fastlane.py`` checks it, request by request.
+either way; ``tests/api/test_fastlane.py`` checks it, request by request.
 
 Every request enters here, so the lane also times them all for the metrics, and turns away
 a call over its retailer's rate limit (``ratelimit.py``) before its body is read: a flood of
@@ -27,12 +27,12 @@ from pydantic import ValidationError
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..container import Services
-from ..errors import CartPredictError
-from ..metrics import OTHER_ROUTE, Metrics
-from ..schemas import CartIn
-from .deps import json_response
-from .ratelimit import CHARGED, RateLimiter
+from cartpredict.api.deps import json_response
+from cartpredict.api.ratelimit import CHARGED, RateLimiter
+from cartpredict.core.errors import CartPredictError
+from cartpredict.monitoring.metrics import OTHER_ROUTE, Metrics
+from cartpredict.serving.container import Services
+from cartpredict.serving.schemas import CartIn
 
 PATH = "/predict_cart"
 MAX_FAST_BODY = 64 * 1024  # one cart is a few hundred bytes; larger bodies take the full path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import PayloadTooLarge
-from .deps import json_response
+from cartpredict.api.deps import json_response
+from cartpredict.core.errors import PayloadTooLarge
 
 
 class BodyLimit:

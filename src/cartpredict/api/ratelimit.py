@@ -32,8 +32,8 @@ from typing import Any
 
 from starlette.types import Scope
 
-from ..auth import Principal
-from ..errors import TooManyRequests
+from cartpredict.core.errors import TooManyRequests
+from cartpredict.serving.auth import Principal
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from ..features import CartLike
-from ..storage import Retailer
+from cartpredict.models.features import CartLike
+from cartpredict.storage import Retailer
 
 
 class Score(NamedTuple):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ..features import CartLike
-from ..storage import Retailer
-from .base import Score
+from cartpredict.models.base import Score
+from cartpredict.models.features import CartLike
+from cartpredict.storage import Retailer
 
 BAYMARD_ABANDONMENT_RATE = 0.7019
 

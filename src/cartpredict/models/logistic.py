@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..features import CartLike, FeatureSpec
-from ..storage import Retailer
-from .base import Score
+from cartpredict.models.base import Score
+from cartpredict.models.features import CartLike, FeatureSpec
+from cartpredict.storage import Retailer
 
 KIND = "logistic"
 

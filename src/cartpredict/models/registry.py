@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..storage import POOLED_SCOPE, ModelVersion, Promotion, RegistryStore, Retailer
-from .base import ServedModel
-from .baseline import BaselineRule
-from .logistic import LogisticModel
+from cartpredict.models.base import ServedModel
+from cartpredict.models.baseline import BaselineRule
+from cartpredict.models.logistic import LogisticModel
+from cartpredict.storage import POOLED_SCOPE, ModelVersion, Promotion, RegistryStore, Retailer
 
 
 class ModelRegistry:

@@ -1,7 +1,7 @@
 """Storage: one interface per concern (``base.py``; ``Store`` is all of them), backends chosen
 by URL scheme."""
 
-from .base import (
+from cartpredict.storage.base import (
     POOLED_SCOPE,
     Change,
     ChangeFeedStore,
@@ -23,7 +23,7 @@ from .base import (
     StoredEvent,
     StoreHealth,
 )
-from .registry import open_store
+from cartpredict.storage.registry import open_store
 
 __all__ = [
     "POOLED_SCOPE",

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from . import deadline
+from cartpredict.storage import deadline
 
 CONNECT_TIMEOUT_S = 5
 BUSY_TIMEOUT_MS = 10_000  # SQLite: how long a writer waits for another's lock, outside requests

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from .engine import make_engine
-from .tables import SCHEMA_REVISION
+from cartpredict.storage.engine import make_engine
+from cartpredict.storage.tables import SCHEMA_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config

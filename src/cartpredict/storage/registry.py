@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
-from .base import Store
+from cartpredict.storage.base import Store
 
 # scheme prefix -> "module:factory"
 _BACKENDS: dict[str, str] = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, literal, text
 
-from .engine import make_engine
+from cartpredict.storage.engine import make_engine
 
 SERVICE_GROUP = "cartpredict_service"  # see migration 0007
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

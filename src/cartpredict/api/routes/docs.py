@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ...schemas import ErrorOut
+from cartpredict.serving.schemas import ErrorOut
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...container import Services
-from ...errors import StoreUnavailable
-from ...schemas import HealthOut, ReadyOut
-from ...storage.tables import SCHEMA_REVISION
-from ..deps import ServicesDep, blocking, json_response
-from .docs import errors
+from cartpredict.api.deps import ServicesDep, blocking, json_response
+from cartpredict.api.routes.docs import errors
+from cartpredict.core.errors import StoreUnavailable
+from cartpredict.serving.container import Services
+from cartpredict.serving.schemas import HealthOut, ReadyOut
+from cartpredict.storage.tables import SCHEMA_REVISION
 
 router = APIRouter(tags=["health"])
 

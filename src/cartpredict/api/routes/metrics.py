@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...metrics import CONTENT_TYPE
-from ..deps import ServicesDep
+from cartpredict.api.deps import ServicesDep
+from cartpredict.monitoring.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...schemas import ModelOut
-from ..deps import RetailerIdDep, ServicesDep, blocking, json_response
-from .docs import errors
+from cartpredict.api.deps import RetailerIdDep, ServicesDep, blocking, json_response
+from cartpredict.api.routes.docs import errors
+from cartpredict.serving.schemas import ModelOut
 
 router = APIRouter(tags=["models"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...schemas import BatchIn, BatchOut, CartIn, PredictionOut
-from ..deps import PrincipalDep, ServicesDep, json_response, tenant
-from .docs import errors
+from cartpredict.api.deps import PrincipalDep, ServicesDep, json_response, tenant
+from cartpredict.api.routes.docs import errors
+from cartpredict.serving.schemas import BatchIn, BatchOut, CartIn, PredictionOut
 
 router = APIRouter(tags=["predictions"])
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ...schemas import (
+from cartpredict.api.deps import (
+    OperatorDep,
+    RetailerIdDep,
+    ServicesDep,
+    blocking,
+    json_response,
+    tenant,
+)
+from cartpredict.api.routes.docs import errors
+from cartpredict.serving.schemas import (
     ApiKeyOut,
     RetailerCreate,
     RetailerCreated,
@@ -12,8 +21,6 @@ from ...schemas import (
     RetailerUpdate,
     retailer_public,
 )
-from ..deps import OperatorDep, RetailerIdDep, ServicesDep, blocking, json_response, tenant
-from .docs import errors
 
 router = APIRouter(tags=["retailers"])
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ...schemas import StatsOut
-from ...stats import MAX_DAYS
-from ..deps import RetailerIdDep, ServicesDep, blocking, json_response
-from .docs import errors
+from cartpredict.api.deps import RetailerIdDep, ServicesDep, blocking, json_response
+from cartpredict.api.routes.docs import errors
+from cartpredict.monitoring.stats import MAX_DAYS
+from cartpredict.serving.schemas import StatsOut
 
 router = APIRouter(tags=["stats"])
 

@@ -4,14 +4,14 @@ One class per concern, each implementing that concern's interface (``storage/bas
 the shared session handling; ``SqlStore`` is all of them.
 """
 
-from .events import EventRows
-from .feed import FeedRows
-from .keys import KeyRows
-from .predictions import PredictionRows
-from .registry import RegistryRows
-from .retailers import RetailerRows
-from .retention import RetentionRows
-from .session import TENANT_ROLE, SqlSession
+from cartpredict.storage.sql.events import EventRows
+from cartpredict.storage.sql.feed import FeedRows
+from cartpredict.storage.sql.keys import KeyRows
+from cartpredict.storage.sql.predictions import PredictionRows
+from cartpredict.storage.sql.registry import RegistryRows
+from cartpredict.storage.sql.retailers import RetailerRows
+from cartpredict.storage.sql.retention import RetentionRows
+from cartpredict.storage.sql.session import TENANT_ROLE, SqlSession
 
 
 class SqlStore(

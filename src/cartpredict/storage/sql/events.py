@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from ..base import EventConflict, NoSuchRetailer, StoredEvent
-from ..tables import events as events_table
-from .session import IN_CHUNK, SqlSession, dialect_insert, living
+from cartpredict.storage.base import EventConflict, NoSuchRetailer, StoredEvent
+from cartpredict.storage.sql.session import IN_CHUNK, SqlSession, dialect_insert, living
+from cartpredict.storage.tables import events as events_table
 
 _EVENT_FIELDS = (
     "type", "cart_id", "at", "cart_value", "item_count", "device_type", "shipping_speed",

@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select
 
-from ..base import Change
-from ..tables import changes
-from .session import SqlSession
+from cartpredict.storage.base import Change
+from cartpredict.storage.sql.session import SqlSession
+from cartpredict.storage.tables import changes
 
 
 class FeedRows(SqlSession):

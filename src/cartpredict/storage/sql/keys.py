@@ -6,8 +6,13 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select
 
-from ..tables import api_keys
-from .session import SqlSession, lock_retailer, record_change, retailer_exists
+from cartpredict.storage.sql.session import (
+    SqlSession,
+    lock_retailer,
+    record_change,
+    retailer_exists,
+)
+from cartpredict.storage.tables import api_keys
 
 
 class KeyRows(SqlSession):

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from ..base import DailyStats, ScoredCart
-from ..tables import daily_stats, prediction_counts, prediction_log
-from .session import SqlSession, living, utc
+from cartpredict.storage.base import DailyStats, ScoredCart
+from cartpredict.storage.sql.session import SqlSession, living, utc
+from cartpredict.storage.tables import daily_stats, prediction_counts, prediction_log
 
 _LOG_COLUMNS = (
     "retailer_id, at, cart_id, model_version, p_abandoned, abandoned, cart_value, item_count, "

@@ -8,9 +8,14 @@ from typing import Any
 
 from sqlalchemy import Row, delete, insert, select
 
-from ..base import ModelVersion, Promotion
-from ..tables import model_log, model_versions, served_models
-from .session import SqlSession, record_change, record_served_change, tenant_of
+from cartpredict.storage.base import ModelVersion, Promotion
+from cartpredict.storage.sql.session import (
+    SqlSession,
+    record_change,
+    record_served_change,
+    tenant_of,
+)
+from cartpredict.storage.tables import model_log, model_versions, served_models
 
 
 class RegistryRows(SqlSession):

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..base import DuplicateRetailer, Retailer
-from ..tables import TENANT_TABLES, api_keys, retailers
-from .session import SqlSession, lock_retailer, record_change
+from cartpredict.storage.base import DuplicateRetailer, Retailer
+from cartpredict.storage.sql.session import SqlSession, lock_retailer, record_change
+from cartpredict.storage.tables import TENANT_TABLES, api_keys, retailers
 
 _RETAILER_COLUMNS = (
     "requires_account",

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select
 
-from ..tables import (
+from cartpredict.storage.sql.session import SqlSession, count_rows, record_served_change
+from cartpredict.storage.tables import (
     daily_stats,
     model_log,
     model_versions,
@@ -14,8 +15,7 @@ from ..tables import (
     prediction_log,
     served_models,
 )
-from ..tables import events as events_table
-from .session import SqlSession, count_rows, record_served_change
+from cartpredict.storage.tables import events as events_table
 
 
 class RetentionRows(SqlSession):

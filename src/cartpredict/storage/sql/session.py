@@ -14,10 +14,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from .. import deadline, roles
-from ..base import POOLED_SCOPE
-from ..engine import make_engine
-from ..tables import changes, retailers
+from cartpredict.storage import deadline, roles
+from cartpredict.storage.base import POOLED_SCOPE
+from cartpredict.storage.engine import make_engine
+from cartpredict.storage.tables import changes, retailers
 
 IN_CHUNK = 500
 TENANT_ROLE = "cartpredict_tenant"  # see migration 0005

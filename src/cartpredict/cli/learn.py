@@ -1,0 +1,156 @@
+"""Learning: train the models, evaluate the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cartpredict.cli.common import _as_of, _require_learning, _services, _settings, _upgrade
+
+
+@click.command()
+@click.option("--retailer", "retailer_id", help="Train this retailer only (and the pooled model).")
+@click.option("--as-of", help="Train on what was known at this RFC 3339 time (default: now).")
+def train(retailer_id: str | None, as_of: str | None) -> None:
+    """Train the pooled and per-retailer models; promote those that beat what serves."""
+    _require_learning()
+    from cartpredict.learning.training import Trainer
+
+    settings = _settings()
+    _upgrade(settings)
+    svc = _services(settings)
+    when = _as_of(as_of, svc.clock()) if as_of else None
+    try:
+        trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"))
+        outcomes = trainer.run(retailer_id=retailer_id, as_of=when)
+    except LookupError as exc:
+        raise click.ClickException(f"no retailer '{exc.args[0]}'") from exc
+    finally:
+        svc.close()
+    _echo_outcomes(outcomes)
+
+
+def _progress(label: str) -> Any:
+    from tqdm import tqdm
+
+    return lambda it: tqdm(list(it), desc=label, unit="retailer", file=sys.stderr)
+
+
+def _echo_outcomes(outcomes: Any) -> None:
+    click.echo(f"{'model':<20} {'status':<18} {'AUC-PR(purchased): new':>24} {'served':>8} "
+               f"{'baseline':>9}")  # fmt: skip
+    for o in outcomes:
+        m = o.metrics
+        cells = [
+            _fmt(m.get(k, {}).get("auc_pr_purchased")) for k in ("candidate", "served", "baseline")
+        ]
+        click.echo(f"{o.scope:<20} {o.status:<18} {cells[0]:>24} {cells[1]:>8} {cells[2]:>9}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@click.command()
+@click.option(
+    "--dataset",
+    type=click.Choice(["simulated", "online-shoppers"]),
+    default="simulated",
+    show_default=True,
+)
+@click.option(
+    "--train",
+    "train_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="online-shoppers: the file to train on",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="online-shoppers: the file to score",
+)
+@click.option("--train-months", help="online-shoppers: only these months of --train (e.g. Feb,Mar)")
+@click.option("--test-months", help="online-shoppers: only these months of --test (e.g. Nov)")
+@click.option("--retailers", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--days", default=14, show_default=True, type=click.IntRange(2, 365))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write report.json, PNG plots and index.html here",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the headline figures as JSON")
+def evaluate(
+    dataset: str,
+    train_file: Path | None,
+    test_file: Path | None,
+    train_months: str | None,
+    test_months: str | None,
+    retailers: int,
+    days: int,
+    seed: int,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Evaluate the learning pipeline: on simulated retailers (against the oracle), or on the
+    UCI Online Shoppers data as one retailer with custom attributes."""
+    _require_learning()
+    if dataset == "online-shoppers":
+        from cartpredict.learning.datasets import online_shoppers
+
+        if train_file is None or test_file is None:
+            raise click.UsageError("--dataset online-shoppers needs --train FILE and --test FILE")
+        try:
+            report = online_shoppers.evaluate_files(
+                train_file, test_file, train_months=_months(train_months),
+                test_months=_months(test_months),
+            )  # fmt: skip
+        except online_shoppers.DatasetError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        if train_file or test_file or train_months or test_months:
+            raise click.UsageError("--train/--test/--*-months go with --dataset online-shoppers")
+        from cartpredict.ops.experiments import simulated_evaluation
+
+        report, outcomes = simulated_evaluation(
+            retailers=retailers, days=days, seed=seed,
+            progress=_progress("training"),
+        )  # fmt: skip
+        if not as_json:
+            _echo_outcomes(outcomes)
+    if out is not None:
+        from cartpredict.learning.plots import write_report
+
+        paths = write_report(report, out)
+        click.echo(f"report: {paths['index']}", err=as_json)
+    headline = _headline(report)
+    if as_json:
+        click.echo(json.dumps(headline, indent=2))
+    else:
+        for name, figures in headline["models"].items():
+            cells = "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
+            click.echo(f"{name:<20} {cells}")
+
+
+def _months(text: str | None) -> tuple[str, ...] | None:
+    return tuple(m.strip() for m in text.split(",") if m.strip()) if text else None
+
+
+def _headline(report: Any) -> dict[str, Any]:
+    data = report.to_dict()
+    keys = ("auc_pr_purchased", "auc_pr_abandoned", "roc_auc", "brier")
+    first = data["models"][0]
+    return {
+        **{k: first[k] for k in keys},
+        "model": first["name"],
+        "prevalence_purchased": data["prevalence_purchased"],
+        "n_train": data["n_train"],
+        "n_test": data["n_test"],
+        "models": {m["name"]: {k: m[k] for k in keys} for m in data["models"]},
+        "context": data["context"],
+    }

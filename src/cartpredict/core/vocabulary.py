@@ -1,0 +1,21 @@
+"""The words a cart is described in: shared by the API's schemas, the features and the drift
+monitor, so that a value the API accepts is one the model and the monitor know."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeviceType(StrEnum):
+    mobile = "mobile"
+    desktop = "desktop"
+    tablet = "tablet"
+    unknown = "unknown"
+
+
+class ShippingSpeed(StrEnum):
+    standard = "standard"
+    express = "express"
+    overnight = "overnight"
+    same_day = "same_day"
+    pickup = "pickup"

@@ -1,0 +1,2 @@
+"""Learning (the ``[learn]`` extra): snapshots, columnar features, fitting, training, evaluation,
+plots, the simulator, public datasets."""

@@ -1,0 +1,411 @@
+"""Draw an :class:`~cartpredict.learning.evaluation.EvaluationReport`: PNGs and one HTML page.
+
+Nothing here computes a metric; everything drawn is read from the report. matplotlib is
+imported inside the functions (importing cartpredict stays light) and used without pyplot:
+each figure is a ``Figure`` on an Agg canvas, so there is no global figure state to leak or
+close, and the default style is applied explicitly so output does not depend on a user's
+matplotlibrc. PNGs carry no software or date metadata: the same report gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cartpredict.learning.evaluation import (
+    BASELINE,
+    ORACLE,
+    PREVALENCE,
+    EvaluationReport,
+    ModelMetrics,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DPI = 110
+TOP_WEIGHTS = 30
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
+REFERENCE_STYLES: dict[str, dict[str, Any]] = {
+    BASELINE: {"color": "tab:red", "marker": "s", "markersize": 4},
+    ORACLE: {"color": "black", "linestyle": ":"},
+    PREVALENCE: {"color": "grey", "linestyle": "--"},
+}
+CLASSES = ("purchased", "abandoned")
+
+
+def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
+    """Writes report.json, pr_purchased.png, pr_abandoned.png, calibration.png, weights.png
+    (if weights), index.html; returns name (file stem) -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out_dir / "report.json"}
+    text = json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    paths["report"].write_text(text + "\n", encoding="utf-8")
+    drawings: dict[str, Callable[[EvaluationReport], Figure]] = {
+        "pr_purchased": lambda r: pr_figure(r, "purchased"),
+        "pr_abandoned": lambda r: pr_figure(r, "abandoned"),
+        "calibration": calibration_figure,
+    }
+    if any(report.weights.values()):
+        drawings["weights"] = weights_figure
+    with _style():
+        for name, draw in drawings.items():
+            paths[name] = _save(draw(report), out_dir / f"{name}.png")
+    paths["index"] = out_dir / "index.html"
+    images = {name: path.name for name, path in paths.items() if path.suffix == ".png"}
+    paths["index"].write_text(render_html(report, images), encoding="utf-8")
+    return paths
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def pr_figure(report: EvaluationReport, positive: str) -> Figure:
+    """Precision-recall of one class: a step line per model, each model's operating point,
+    and the chance level (a constant predictor: precision = prevalence) dashed."""
+    fig = _figure(9.5, 5.5)
+    ax = fig.add_subplot()
+    drawn = [_draw_pr(ax, m, positive, _style_of(report, m.name)) for m in _drawable(report)]
+    prevalence = _prevalence(report, positive)
+    if prevalence is not None and any(drawn):
+        label = f"Chance level (AUC-PR = prevalence = {prevalence:.3f})"
+        ax.axhline(prevalence, label=label, **REFERENCE_STYLES[PREVALENCE])
+    if not any(drawn):
+        _say(ax, "AUC-PR undefined: the test rows hold a single class")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=f"Recall ({positive})")
+    ax.set_ylabel(f"Precision ({positive})")
+    ax.set_title(f"Precision-recall, positive class: {positive}\n{_sample_line(report)}")
+    _finish(ax)
+    return fig
+
+
+def calibration_figure(report: EvaluationReport) -> Figure:
+    """Observed purchase rate against mean predicted P(purchased) per bin, with bin counts."""
+    fig = _figure(9.5, 7.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.plot((0, 1), (0, 1), label="Perfectly calibrated", **REFERENCE_STYLES[PREVALENCE])
+    models = [m for m in report.models if m.calibration]
+    width = 0.1 / (len(models) + 1)
+    for i, m in enumerate(models):
+        style = _style_of(report, m.name)
+        x = [b.mean_predicted for b in m.calibration]
+        y = [b.observed_rate for b in m.calibration]
+        top.plot(x, y, label=m.name, **{"marker": "o", **style})
+        centres = [(b.lower + b.upper) / 2 + (i + 0.5) * width - 0.05 for b in m.calibration]
+        counts = [b.count for b in m.calibration]
+        bottom.bar(centres, counts, width=width, color=style["color"], label=m.name)
+    if not models:
+        _say(top, "no test rows")
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="Observed purchase rate")
+    top.set_title(f"Calibration of P(purchased), 10 equal-width bins\n{_sample_line(report)}")
+    _finish(top)
+    bottom.set(xlabel="Predicted P(purchased)", ylabel="Rows per bin")
+    if models:
+        bottom.set_yscale("log")
+    bottom.grid(alpha=0.3)
+    return fig
+
+
+def weights_figure(report: EvaluationReport) -> Figure:
+    """Horizontal bars of each model's weights, largest |weight| on top, at most 30."""
+    tops = {name: _top_weights(ws) for name, ws in report.weights.items() if ws}
+    rows = max(len(t) for t in tops.values())
+    fig = _figure(6.5 * len(tops), max(3.5, 1.6 + 0.3 * rows))
+    for ax, (name, items) in zip(
+        fig.subplots(1, len(tops), squeeze=False)[0], tops.items(), strict=True
+    ):
+        values = [w for _, w in items]
+        colors = ["tab:blue" if w >= 0 else "tab:red" for w in values]
+        ax.barh(range(len(items)), values, color=colors)
+        ax.set_yticks(range(len(items)), [f for f, _ in items])
+        ax.set_ylim(rows - 0.5, -0.5)
+        ax.axvline(0, color="black", linewidth=0.8)
+        total = sum(w is not None for w in report.weights[name].values())
+        ax.set_title(f"{name}: top {len(items)} of {total} weights by |weight|")
+        ax.set_xlabel("weight (blue > 0, red < 0)")
+        ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def _draw_pr(ax: Axes, m: ModelMetrics, positive: str, style: dict[str, Any]) -> bool:
+    curve = m.pr_purchased if positive == "purchased" else m.pr_abandoned
+    auc = m.auc_pr_purchased if positive == "purchased" else m.auc_pr_abandoned
+    if curve is None:
+        return False
+    line = {k: v for k, v in style.items() if k not in ("marker", "markersize")}
+    ax.plot(
+        curve.recall,
+        curve.precision,
+        drawstyle="steps-post",
+        **line,
+        label=f"{m.name} (AUC-PR = {_fmt(auc)})",
+    )
+    if m.name == BASELINE:  # a rule has few thresholds: show its points, not just the steps
+        ax.plot(curve.recall, curve.precision, linestyle="none", clip_on=False, **style)
+    point = _operating_point(m, positive)
+    if point is not None:
+        label = f"{m.name} at its threshold (P {point[1]:.2f}, R {point[0]:.2f})"
+        ax.plot(
+            *point,
+            linestyle="none",
+            marker="D",
+            markersize=8,
+            markeredgecolor="white",
+            color=style["color"],
+            label=label,
+            clip_on=False,
+            zorder=3,
+        )
+    return True
+
+
+def _operating_point(m: ModelMetrics, positive: str) -> tuple[float, float] | None:
+    if positive == "purchased":
+        recall, precision = m.recall_purchased, m.precision_purchased
+    else:
+        recall, precision = m.recall_abandoned, m.precision_abandoned
+    return None if recall is None or precision is None else (recall, precision)
+
+
+def _drawable(report: EvaluationReport) -> list[ModelMetrics]:
+    """Models first, then baseline and oracle; a model named "prevalence" is the chance line."""
+    rank = {BASELINE: 1, ORACLE: 2}
+    models = [m for m in report.models if m.name != PREVALENCE]
+    return sorted(models, key=lambda m: rank.get(m.name, 0))
+
+
+def _style_of(report: EvaluationReport, name: str) -> dict[str, Any]:
+    if name in REFERENCE_STYLES:
+        return dict(REFERENCE_STYLES[name])
+    others = [m.name for m in report.models if m.name not in REFERENCE_STYLES]
+    return {"color": PALETTE[others.index(name) % len(PALETTE)]}
+
+
+def _top_weights(weights: dict[str, float | None]) -> list[tuple[str, float]]:
+    known = [(f, w) for f, w in weights.items() if w is not None]
+    return sorted(known, key=lambda fw: (-abs(fw[1]), fw[0]))[:TOP_WEIGHTS]
+
+
+def _prevalence(report: EvaluationReport, positive: str) -> float | None:
+    if positive == "purchased":
+        return report.prevalence_purchased
+    return report.prevalence_abandoned
+
+
+def _sample_line(report: EvaluationReport) -> str:
+    return (
+        f"{report.n_test:,} test rows, purchased {_fmt(report.prevalence_purchased)}, "
+        f"abandoned {_fmt(report.prevalence_abandoned)}"
+    )
+
+
+def _say(ax: Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+
+
+def _finish(ax: Axes) -> None:
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).print_png(path, metadata={"Software": None})
+    fig.clear()
+    return path
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    import matplotlib.style
+
+    with matplotlib.style.context(["default", {"font.size": 10, "axes.titlesize": 11}]):
+        yield
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.reference td { color: #555; font-style: italic; }
+img { max-width: 100%; border: 1px solid #eee; }
+.note { color: #555; }
+"""
+SUMMARY_COLUMNS = (
+    ("AUC-PR purchased", "auc_pr_purchased", "{:.3f}"),
+    ("AUC-PR abandoned", "auc_pr_abandoned", "{:.3f}"),
+    ("ROC-AUC", "roc_auc", "{:.3f}"),
+    ("Brier", "brier", "{:.4f}"),
+    ("Threshold P(abandoned)", "threshold", "{:.3f}"),
+    ("Precision abandoned", "precision_abandoned", "{:.3f}"),
+    ("Lift over base rate", "lift_abandoned", "{:.2f}×"),
+    ("Recall abandoned", "recall_abandoned", "{:.3f}"),
+)
+
+
+def render_html(report: EvaluationReport, images: dict[str, str]) -> str:
+    """One self-contained page; images are referenced by relative file name."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>cartpredict evaluation report</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>cartpredict evaluation report</h1>",
+        _overview(report),
+        _summary_table(report),
+        *(_image(name, file) for name, file in images.items() if name != "weights"),
+        _retailer_section(report),
+        _weights_section(report, images.get("weights")),
+        _context_section(report),
+        '<p class="note">All numbers: <a href="report.json">report.json</a>.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _overview(report: EvaluationReport) -> str:
+    items = [
+        ("Test rows", _int(report.n_test)),
+        ("Test carts", _int(report.n_test_carts)),
+        ("Training rows", _int(report.n_train)),
+        ("Purchased (prevalence)", _fmt(report.prevalence_purchased)),
+        ("Abandoned (prevalence)", _fmt(report.prevalence_abandoned)),
+    ]
+    return "<h2>Data</h2>\n" + _table(("", "Value"), [(_e(k), _e(v)) for k, v in items], [])
+
+
+def _summary_table(report: EvaluationReport) -> str:
+    rank = {BASELINE: 1, ORACLE: 2, PREVALENCE: 3}
+    models = sorted(report.models, key=lambda m: rank.get(m.name, 0))
+    rows = [_summary_row(m.name, vars(m)) for m in models]
+    classes = ["reference" if m.name in rank else "" for m in models]
+    rows.append(_summary_row("prevalence (constant predictor)", vars(report.prevalence)))
+    classes.append("reference")
+    header = ("Model", *(title for title, _, _ in SUMMARY_COLUMNS))
+    note = (
+        "<p class='note'>AUC-PR for both classes (purchased is the minority class). Precision, "
+        "lift and recall of &quot;abandoned&quot; are at each model's operating point; lift = "
+        "precision ÷ the abandonment rate. The constant predictor calls every cart abandoned. "
+        "&mdash; = undefined.</p>"
+    )
+    return "<h2>Summary</h2>\n" + _table(header, rows, classes) + note
+
+
+def _summary_row(name: str, values: dict[str, Any]) -> list[str]:
+    cells = [_fmt(values.get(key), spec) for _, key, spec in SUMMARY_COLUMNS]
+    return [_e(name), *(_e(c) for c in cells)]
+
+
+CAPTIONS = {
+    "pr_purchased": "Precision-recall with purchased as the positive class",
+    "pr_abandoned": "Precision-recall with abandoned as the positive class",
+    "calibration": "Calibration of P(purchased), with the number of rows per bin",
+    "weights": "Largest weights per model",
+}
+
+
+def _image(name: str, file: str) -> str:
+    caption = _e(CAPTIONS.get(name, name))
+    img = f'<img src="{_e(file)}" alt="{caption}">'
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+
+
+def _retailer_section(report: EvaluationReport) -> str:
+    s = report.suppressed
+    names = [m.name for m in report.models]
+    header = (
+        "Retailer",
+        "Test carts",
+        "Rows",
+        "Purchased rate",
+        *(f"AUC-PR purchased: {n}" for n in names),
+    )
+    rows = [
+        [
+            r.retailer_id,
+            _int(r.n_test_carts),
+            _int(r.n_rows),
+            _fmt(r.prevalence_purchased),
+            *(_fmt(r.auc_pr_purchased.get(n)) for n in names),
+        ]
+        for r in report.per_retailer
+    ]
+    note = f"Every retailer shown has at least {s.min_carts} test carts."
+    if s.n_retailers:
+        note = (
+            f"{s.n_retailers} retailer(s) with fewer than {s.min_carts} test carts "
+            f"({s.n_rows} rows) are not shown (k-anonymity)."
+        )
+    elif not rows:
+        note = "No per-retailer breakdown."
+    body = _table(header, [[_e(c) for c in row] for row in rows], []) if rows else ""
+    return f"<h2>Per retailer</h2>\n{body}<p class='note'>{_e(note)}</p>"
+
+
+def _weights_section(report: EvaluationReport, image: str | None) -> str:
+    models = [name for name, ws in report.weights.items() if ws]
+    if not models:
+        return ""
+    features = sorted(
+        {f for name in models for f in report.weights[name]},
+        key=lambda f: (-_largest(report, models, f), f),
+    )
+    rows = [[_e(f), *(_e(_fmt(report.weights[m].get(f))) for m in models)] for f in features]
+    picture = _image("weights", image) if image else ""
+    return "<h2>Weights</h2>\n" + picture + _table(("Feature", *models), rows, [])
+
+
+def _largest(report: EvaluationReport, models: Sequence[str], feature: str) -> float:
+    return max(abs(report.weights[m].get(feature) or 0.0) for m in models)
+
+
+def _context_section(report: EvaluationReport) -> str:
+    if not report.context:
+        return ""
+    rows = [[_e(key), _e(_context_value(report.context[key]))] for key in sorted(report.context)]
+    return "<h2>Context</h2>\n" + _table(("Key", "Value"), rows, [])
+
+
+def _context_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str]) -> str:
+    """``header`` is raw text (escaped here); cells are already escaped."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+    return (
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body) + "\n</tbody></table>"
+    )
+
+
+def _fmt(value: float | None, spec: str = "{:.3f}") -> str:
+    return "—" if value is None else spec.format(value)
+
+
+def _int(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)

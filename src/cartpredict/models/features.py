@@ -1,0 +1,226 @@
+"""Cart + site config -> a fixed-order feature vector. The same code for training and serving.
+
+Feature groups:
+
+* cart: log value, log items, log inactivity, the baseline's "< $20" indicator, device and
+  shipping one-hots (desktop and standard are the reference levels), and the interactions
+  value x inactivity, mobile x inactivity and "< $20" x inactivity;
+* site (pooled model only; constant within one retailer): requires_account, number of payment
+  options, whether a fast shipping speed is offered;
+* custom attributes the retailer declared: numeric ones as a signed log and a "> 0" indicator,
+  categorical ones one-hot over the levels seen in training (an unseen level scores all zeros);
+* optional pairwise products of named features, each centred on its training mean (group
+  "interaction", penalised on its own).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from cartpredict.storage import Retailer
+
+FAST_SHIPPING = frozenset({"express", "overnight", "same_day"})
+CART_FEATURES: tuple[str, ...] = (
+    "log_value",
+    "log_items",
+    "log_inactivity",
+    "below_20",
+    "device_mobile",
+    "device_tablet",
+    "device_unknown",
+    "ship_express",
+    "ship_overnight",
+    "ship_same_day",
+    "ship_pickup",
+    "log_value_x_log_inactivity",
+    "mobile_x_log_inactivity",
+    "below_20_x_log_inactivity",
+)
+SITE_FEATURES: tuple[str, ...] = ("requires_account", "n_payment_options", "offers_fast_shipping")
+
+
+class CartLike(Protocol):
+    """What a feature vector is made from: a snapshot in training, a request in serving."""
+
+    @property
+    def cart_value(self) -> float: ...
+    @property
+    def item_count(self) -> int: ...
+    @property
+    def inactivity_hours(self) -> float: ...
+    @property
+    def device_type(self) -> str: ...
+    @property
+    def shipping_speed(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, float | str]: ...
+
+
+def _slog(x: float) -> float:
+    return math.copysign(math.log1p(abs(x)), x)
+
+
+def cart_features(cart: CartLike) -> list[float]:
+    value = math.log1p(cart.cart_value)
+    inactivity = math.log1p(cart.inactivity_hours)
+    below = 1.0 if cart.cart_value < 20.0 else 0.0
+    device, speed = cart.device_type, cart.shipping_speed
+    mobile = 1.0 if device == "mobile" else 0.0
+    return [
+        value,
+        math.log1p(cart.item_count),
+        inactivity,
+        below,
+        mobile,
+        1.0 if device == "tablet" else 0.0,
+        1.0 if device == "unknown" else 0.0,
+        1.0 if speed == "express" else 0.0,
+        1.0 if speed == "overnight" else 0.0,
+        1.0 if speed == "same_day" else 0.0,
+        1.0 if speed == "pickup" else 0.0,
+        value * inactivity,
+        mobile * inactivity,
+        below * inactivity,
+    ]
+
+
+def site_features(retailer: Retailer) -> list[float]:
+    return [
+        1.0 if retailer.requires_account else 0.0,
+        float(len(retailer.payment_options)),
+        1.0 if FAST_SHIPPING & set(retailer.shipping_speeds) else 0.0,
+    ]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    cart: bool = True
+    site: bool = False
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    interactions: tuple[tuple[str, str], ...] = ()
+    centers: tuple[tuple[str, float], ...] = ()  # training means subtracted before products
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _products: list[tuple[int, float, int, float]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self._index.update({name: i for i, name in enumerate(self.main_names())})
+        unknown = {n for pair in self.interactions for n in pair} - set(self._index)
+        if unknown:
+            raise ValueError(f"interactions name unknown features: {sorted(unknown)}")
+        center = dict(self.centers)
+        self._products.extend(
+            (self._index[a], center.get(a, 0.0), self._index[b], center.get(b, 0.0))
+            for a, b in self.interactions
+        )
+
+    def main_names(self) -> list[str]:
+        names: list[str] = list(CART_FEATURES) if self.cart else []
+        if self.site:
+            names += SITE_FEATURES
+        for attr in self.numeric:
+            names += [f"{attr}:log", f"{attr}:pos"]
+        for attr, levels in self.categorical:
+            names += [f"{attr}={level}" for level in levels]
+        return names
+
+    def names(self) -> list[str]:
+        return self.main_names() + [f"{a}*{b}" for a, b in self.interactions]
+
+    def groups(self) -> list[str]:
+        """Penalty group per feature: "main", "categorical" (one-hots of custom attributes)
+        or "interaction" (the optional pairwise products)."""
+        n_categorical = sum(len(levels) for _, levels in self.categorical)
+        n_main = len(self._index) - n_categorical
+        return (
+            ["main"] * n_main
+            + ["categorical"] * n_categorical
+            + ["interaction"] * len(self.interactions)
+        )
+
+    def row(self, cart: CartLike, retailer: Retailer) -> list[float]:
+        out: list[float] = cart_features(cart) if self.cart else []
+        if self.site:
+            out += site_features(retailer)
+        attrs = cart.attributes
+        for attr in self.numeric:
+            value = attrs.get(attr)
+            x = float(value) if isinstance(value, int | float) else 0.0
+            out += [_slog(x), 1.0 if x > 0 else 0.0]
+        for attr, levels in self.categorical:
+            value = attrs.get(attr)
+            out += [1.0 if value == level else 0.0 for level in levels]
+        out += [(out[i] - ci) * (out[j] - cj) for i, ci, j, cj in self._products]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cart": self.cart,
+            "site": self.site,
+            "numeric": list(self.numeric),
+            "categorical": {attr: list(levels) for attr, levels in self.categorical},
+            "interactions": [list(pair) for pair in self.interactions],
+            "centers": dict(self.centers),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        return cls(
+            cart=bool(data["cart"]),
+            site=bool(data["site"]),
+            numeric=tuple(data["numeric"]),
+            categorical=tuple((a, tuple(levels)) for a, levels in data["categorical"].items()),
+            interactions=tuple((a, b) for a, b in data["interactions"]),
+            centers=tuple(data.get("centers", {}).items()),
+        )
+
+
+def spec_for(
+    retailer: Retailer,
+    carts: Iterable[CartLike],
+    *,
+    cart: bool = True,
+    site: bool = False,
+    min_level_count: int = 5,
+    interactions: Sequence[tuple[str, str]] = (),
+) -> FeatureSpec:
+    """The retailer's feature spec: its declared attributes, categorical levels from training."""
+    kinds = retailer.attribute_kinds()
+    categorical = [name for name, kind in retailer.attributes if kind == "categorical"]
+    counts: dict[str, Counter[str]] = {name: Counter() for name in categorical}
+    for row in carts:
+        for name in categorical:
+            value = row.attributes.get(name)
+            if isinstance(value, str):
+                counts[name][value] += 1
+    return FeatureSpec(
+        cart=cart,
+        site=site,
+        numeric=tuple(name for name, kind in kinds.items() if kind == "numeric"),
+        categorical=tuple(
+            (name, tuple(sorted(v for v, n in counts[name].items() if n >= min_level_count)))
+            for name in categorical
+        ),
+        interactions=tuple(interactions),
+    )
+
+
+def centered(spec: FeatureSpec, rows: Iterable[CartLike], retailer: Retailer) -> FeatureSpec:
+    """The spec with its interaction terms centred on the training rows' means."""
+    names = {n for pair in spec.interactions for n in pair}
+    width = len(spec.main_names())
+    sums = [0.0] * width
+    count = 0
+    plain = replace(spec, interactions=(), centers=())
+    for row in rows:
+        for i, x in enumerate(plain.row(row, retailer)):
+            sums[i] += x
+        count += 1
+    means = {n: sums[i] / max(count, 1) for i, n in enumerate(spec.main_names()) if n in names}
+    return replace(spec, centers=tuple(sorted(means.items())))

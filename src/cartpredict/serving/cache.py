@@ -1,0 +1,84 @@
+"""In-process cache of what serving needs per retailer: its config, its model, its keys.
+
+Invalidation bumps a per-retailer generation (and a cache-wide epoch, for key lookups that do
+not yet know their retailer), so a load that raced with a change is not stored over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cartpredict.models import ServedModel
+from cartpredict.storage import Retailer
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    retailer: Retailer
+    model: ServedModel
+
+
+class TenantCache:
+    def __init__(self) -> None:
+        self._tenants: dict[str, Tenant] = {}
+        self._keys: dict[str, str] = {}  # key hash -> retailer id
+        self._keys_of: dict[str, set[str]] = {}
+        self._generation: dict[str, int] = {}
+        self._epoch = 0  # bumped by every invalidation; guards key loads
+        self.hits = {"tenant": 0, "key": 0}  # lookups answered here (read by the metrics)
+        self.misses = {"tenant": 0, "key": 0}
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def generation(self, retailer_id: str) -> int:
+        return self._generation.get(retailer_id, 0)
+
+    def tenant(self, retailer_id: str) -> Tenant | None:
+        found = self._tenants.get(retailer_id)
+        if found is None:
+            self.misses["tenant"] += 1
+        else:
+            self.hits["tenant"] += 1
+        return found
+
+    def tenants(self) -> list[Tenant]:
+        return list(self._tenants.values())
+
+    def served(self) -> list[tuple[str, str]]:
+        """(kind, version) of the model serving each retailer loaded (read by the metrics)."""
+        return [(t.model.kind, t.model.version) for t in self._tenants.values()]
+
+    def put_tenant(self, tenant: Tenant, *, generation: int) -> None:
+        rid = tenant.retailer.retailer_id
+        if self.generation(rid) == generation:
+            self._tenants[rid] = tenant
+
+    def retailer_for_key(self, key_hash: str) -> str | None:
+        found = self._keys.get(key_hash)
+        if found is None:
+            self.misses["key"] += 1
+        else:
+            self.hits["key"] += 1
+        return found
+
+    def put_key(self, key_hash: str, retailer_id: str, *, epoch: int) -> None:
+        """Store a key looked up when the cache was at ``epoch``, unless anything changed since."""
+        if self._epoch == epoch:
+            self._keys[key_hash] = retailer_id
+            self._keys_of.setdefault(retailer_id, set()).add(key_hash)
+
+    def invalidate(self, retailer_id: str) -> None:
+        self._epoch += 1
+        self._generation[retailer_id] = self.generation(retailer_id) + 1
+        self._tenants.pop(retailer_id, None)
+        for key_hash in self._keys_of.pop(retailer_id, ()):
+            self._keys.pop(key_hash, None)
+
+    def clear(self) -> None:
+        for retailer_id in list(self._tenants) + list(self._keys_of):
+            self.invalidate(retailer_id)
+
+    def __len__(self) -> int:
+        return len(self._tenants)

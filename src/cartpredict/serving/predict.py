@@ -1,0 +1,88 @@
+"""Predictions: a cart scored by its retailer's served model at the model's operating point,
+counted in the metrics and logged for the daily stats."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cartpredict.core.errors import InvalidInput
+from cartpredict.monitoring.metrics import Metrics
+from cartpredict.monitoring.recorder import PredictionRecorder
+from cartpredict.serving.cache import Tenant
+from cartpredict.serving.retailers import cart_problems
+from cartpredict.serving.schemas import CartIn
+
+
+class Predictor:
+    """Scores carts with each retailer's served model, at its operating point; counts them
+    (metrics) and logs them for the daily stats (recorder)."""
+
+    def __init__(
+        self, metrics: Metrics | None = None, recorder: PredictionRecorder | None = None
+    ) -> None:
+        self._metrics = metrics
+        self._recorder = recorder
+
+    def predict(self, tenant: Tenant, cart: CartIn) -> dict[str, Any]:
+        out = self._score(tenant, cart, "")
+        if self._metrics is not None:
+            self._metrics.predicted(tenant.model.kind)
+        if self._recorder is not None:
+            self._record(cart, out)
+        return out
+
+    def predict_batch(
+        self, tenants: Mapping[str, Tenant], carts: Sequence[CartIn]
+    ) -> list[dict[str, Any]]:
+        """All or nothing: every invalid cart is reported, by index, before any is scored."""
+        results: list[dict[str, Any]] = []
+        problems: list[dict[str, str]] = []
+        for i, cart in enumerate(carts):
+            try:
+                results.append(self._score(tenants[cart.retailer_id], cart, f"carts.{i}."))
+            except InvalidInput as exc:
+                problems.extend(exc.details)
+        if problems:
+            raise InvalidInput(f"{len(problems)} invalid cart(s)", details=problems)
+        if self._metrics is not None:
+            kinds = Counter(tenants[cart.retailer_id].model.kind for cart in carts)
+            for kind, n in kinds.items():
+                self._metrics.predicted(kind, n)
+        if self._recorder is not None:
+            for cart, out in zip(carts, results, strict=True):
+                self._record(cart, out)
+        return results
+
+    def _record(self, cart: CartIn, out: Mapping[str, Any]) -> None:
+        assert self._recorder is not None
+        self._recorder.record(
+            cart.retailer_id, cart.cart_id, out["model_version"],
+            out["abandonment_probability"], out["prediction"] == "abandoned",
+            cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
+        )  # fmt: skip
+
+    def _score(self, tenant: Tenant, cart: CartIn, field_prefix: str) -> dict[str, Any]:
+        retailer = tenant.retailer
+        problems = cart_problems(retailer, cart, field_prefix)
+        if problems:
+            raise InvalidInput(
+                problems[0]["field"] + ": " + problems[0]["reason"], details=problems
+            )
+        model = tenant.model
+        p_abandoned, abandoned = model.score(cart, retailer)
+        out: dict[str, Any] = {
+            "prediction": "abandoned" if abandoned else "purchased",
+            "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
+            "retailer_id": retailer.retailer_id,
+            "abandonment_probability": round(p_abandoned, 6),
+            "model_version": model.version,
+            "threshold": model.threshold,
+        }
+        if cart.explain:
+            explain = getattr(model, "contributions", None)
+            out["contributions"] = (
+                {k: round(v, 6) for k, v in explain(cart, retailer).items()} if explain else None
+            )
+        return out

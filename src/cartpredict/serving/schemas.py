@@ -1,0 +1,460 @@
+"""API models in families: RetailerCreate / RetailerUpdate / RetailerPublic, CartIn / PredictionOut.
+
+Every request model forbids unknown fields (no personal data slips in under another name),
+rejects NaN and Infinity, and takes numbers and booleans only as JSON numbers and booleans.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from cartpredict.core.clock import rfc3339
+from cartpredict.core.vocabulary import DeviceType, ShippingSpeed
+from cartpredict.privacy.personal import not_personal
+from cartpredict.storage import Retailer
+
+MAX_BATCH = 1000
+
+T = TypeVar("T")
+
+
+def _unique(values: list[T]) -> list[T]:
+    if len(set(values)) != len(values):
+        raise ValueError("values must be unique")
+    return values
+
+
+RETAILER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+RetailerId = Annotated[
+    str,
+    StringConstraints(pattern=RETAILER_ID_PATTERN),
+    Field(
+        description="Letters, digits, '_', '.', '-'; 1-64 characters, starting with a letter "
+        "or digit",
+        examples=["store_12345"],
+    ),
+]
+PaymentOption = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(examples=["credit_card"]),
+]
+Money = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
+Hours = Annotated[float, Field(strict=True, ge=0, le=24 * 366)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --- custom attributes -----------------------------------------------------------------------
+
+MAX_CATEGORY_LENGTH = 64
+
+
+class AttributeKind(StrEnum):
+    numeric = "numeric"
+    categorical = "categorical"
+
+
+AttributeName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"), AfterValidator(not_personal)
+]
+
+
+class AttributeSpec(_Request):
+    name: AttributeName
+    kind: AttributeKind
+
+
+def _unique_names(specs: list[AttributeSpec]) -> list[AttributeSpec]:
+    _unique([s.name for s in specs])
+    return specs
+
+
+AttributeSpecs = Annotated[list[AttributeSpec], Field(max_length=64), AfterValidator(_unique_names)]
+AttributeValue = (
+    Annotated[float, Field(strict=True)]
+    | Annotated[str, StringConstraints(min_length=1, max_length=MAX_CATEGORY_LENGTH)]
+)
+AttributeValues = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(max_length=64, description="Values of the retailer's declared custom attributes"),
+]
+
+
+# --- retailers -------------------------------------------------------------------------------
+
+PaymentOptions = Annotated[
+    list[PaymentOption], Field(min_length=1, max_length=32), AfterValidator(_unique)
+]
+ShippingSpeeds = Annotated[
+    list[ShippingSpeed], Field(min_length=1, max_length=len(ShippingSpeed)), AfterValidator(_unique)
+]
+PrecisionTarget = Annotated[
+    float,
+    Field(
+        strict=True,
+        gt=0,
+        lt=1,
+        description="Operating point: highest recall whose precision on validation data is at "
+        "least this",
+    ),
+]
+
+
+class RetailerCreate(_Request):
+    retailer_id: RetailerId
+    requires_account: StrictBool
+    payment_options: PaymentOptions
+    shipping_speeds: ShippingSpeeds
+    pooled_learning: StrictBool = Field(
+        False, description="Opt in to the pooled model shared (as weights only) across retailers"
+    )
+    precision_target: PrecisionTarget = 0.70
+    attributes: AttributeSpecs = Field(
+        default_factory=list,
+        description="Custom cart attributes the model should use (numeric or categorical)",
+    )
+
+
+class RetailerUpdate(_Request):
+    """Any subset of the settable fields; ``retailer_id`` cannot change."""
+
+    requires_account: StrictBool | None = None
+    payment_options: PaymentOptions | None = None
+    shipping_speeds: ShippingSpeeds | None = None
+    pooled_learning: StrictBool | None = None
+    precision_target: PrecisionTarget | None = None
+    attributes: AttributeSpecs | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null; leave the field out to keep it")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RetailerUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        """The given fields as plain JSON values (enums as strings, attributes as objects)."""
+        return self.model_dump(mode="json", include=self.model_fields_set)
+
+
+class RetailerPublic(BaseModel):
+    retailer_id: str
+    requires_account: bool
+    payment_options: list[str]
+    shipping_speeds: list[ShippingSpeed]
+    pooled_learning: bool
+    precision_target: float
+    attributes: list[AttributeSpec]
+    last_updated: datetime = Field(description="RFC 3339, UTC")
+
+
+def retailer_public(retailer: Retailer) -> dict[str, Any]:
+    """A retailer as ``GET /retailer/{id}`` shows it: the fields ``POST /retailer`` takes, plus
+    ``last_updated`` (RFC 3339, UTC)."""
+    return {
+        "retailer_id": retailer.retailer_id,
+        "requires_account": retailer.requires_account,
+        "payment_options": list(retailer.payment_options),
+        "shipping_speeds": list(retailer.shipping_speeds),
+        "pooled_learning": retailer.pooled_learning,
+        "precision_target": retailer.precision_target,
+        "attributes": [{"name": n, "kind": k} for n, k in retailer.attributes],
+        "last_updated": rfc3339(retailer.last_updated),
+    }
+
+
+class RetailerCreated(RetailerPublic):
+    api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
+
+
+class ApiKeyOut(BaseModel):
+    retailer_id: str
+    api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
+
+
+# --- predictions -----------------------------------------------------------------------------
+
+
+OpaqueId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$"),
+    Field(description="The retailer's opaque id (never personal data)", examples=["c-1"]),
+]
+
+
+class CartIn(_Request):
+    retailer_id: RetailerId
+    cart_value: Money = Field(description="Cart total in the retailer's currency")
+    item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    inactivity_hours: Hours = Field(description="Hours since the last cart activity")
+    device_type: DeviceType
+    shipping_speed: ShippingSpeed = Field(description="One of the retailer's shipping_speeds")
+    attributes: AttributeValues = Field(default_factory=dict)
+    cart_id: OpaqueId | None = Field(
+        None,
+        description="The retailer's own cart id, as in its events (optional): lets the daily "
+        "stats match this prediction with the cart's purchase",
+    )
+    explain: StrictBool = Field(False, description="Also return per-feature contributions")
+
+
+class PredictionOut(BaseModel):
+    prediction: Literal["abandoned", "purchased"] = Field(
+        description="At the retailer's operating point"
+    )
+    probability: Probability = Field(description="The model's confidence in `prediction`")
+    retailer_id: str
+    abandonment_probability: Probability = Field(description="Always P(abandoned)")
+    model_version: str = Field(description='"baseline" until a trained model is promoted')
+    threshold: Probability | None = Field(
+        description="P(abandoned) at or above which the prediction is `abandoned`; null for "
+        "the baseline rule, which decides on cart value"
+    )
+    contributions: dict[str, float] | None = Field(
+        None,
+        description='With "explain": true: weight x value per feature (log-odds of abandonment),'
+        " plus the intercept",
+    )
+
+
+class BatchIn(_Request):
+    carts: Annotated[list[CartIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchOut(BaseModel):
+    predictions: list[PredictionOut] = Field(description="One per cart, in request order")
+
+
+# --- errors and health -----------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorInfo(BaseModel):
+    status: int
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorInfo
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+MAX_EVENTS = 10_000
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+# RFC 3339's date-time, no more: pydantic alone would also take a Unix time ("1700000000"),
+# minutes without seconds, or an offset without its colon.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with a time zone, e.g. 2026-11-01T10:00:00Z"
+        )
+    return value
+
+
+def _plausible(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc < EARLIEST or utc.year > 9000:
+        raise ValueError("must be between 2000-01-01 and the year 9000")
+    return utc
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_plausible)]
+
+
+class CartUpdated(_Request):
+    """The cart's full state after a change."""
+
+    event_id: OpaqueId
+    type: Literal["cart_updated"]
+    cart_id: OpaqueId
+    at: EventTime
+    cart_value: Money
+    item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    device_type: DeviceType
+    shipping_speed: ShippingSpeed
+    attributes: AttributeValues = Field(default_factory=dict)
+
+
+class Purchased(_Request):
+    event_id: OpaqueId
+    type: Literal["purchased"]
+    cart_id: OpaqueId
+    at: EventTime
+
+
+Event = Annotated[CartUpdated | Purchased, Field(discriminator="type")]
+
+
+class EventsIn(_Request):
+    retailer_id: RetailerId
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_EVENTS)]
+
+
+class EventsOut(BaseModel):
+    retailer_id: str
+    received: int = Field(description="Events in the request")
+    stored: int = Field(description="Events stored now")
+    duplicates: int = Field(description="Events already stored earlier (same event_id), ignored")
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class TrainingWindow(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class Note(BaseModel):
+    field: str = Field(description="Where in this response")
+    reason: str
+
+
+class ModelOut(BaseModel):
+    retailer_id: str
+    model_version: str
+    kind: Literal["baseline", "pooled", "retailer"]
+    description: str
+    threshold: float | None
+    intercept: float | None
+    weights: dict[str, float] | None = Field(description="Log-odds of abandonment per feature")
+    metrics: dict[str, Any] | None = Field(
+        description="Held-out figures from training; for the pooled model only those over "
+        "this retailer's own test carts, when the version holds them"
+    )
+    training_window: TrainingWindow | None
+    n_train: int | None = Field(
+        description="Training rows; for the pooled model only those of this retailer's carts"
+    )
+    suppressed: list[Note] = Field(
+        default_factory=list, description="Figures left out: they cover too few carts"
+    )
+
+
+# --- daily stats -------------------------------------------------------------------------------
+
+
+class Outcomes(BaseModel):
+    resolved: int | None = Field(description="Carts whose outcome is known")
+    pending: int | None = Field(description="Carts scored less than 24 h ago and not purchased yet")
+    without_cart_id: int | None = Field(description="Carts predicted without a cart_id: no outcome")
+    abandonment_rate: Probability | None = Field(description="Among resolved carts")
+    precision: Probability | None = Field(
+        description="Realised: of the resolved carts predicted abandoned, the share abandoned"
+    )
+    recall: Probability | None = Field(
+        description="Realised: of the resolved carts abandoned, the share predicted so"
+    )
+
+
+class StatsGroup(BaseModel):
+    carts: int = Field(description="Distinct carts scored (a cart counts once per day)")
+    predictions: int
+    predicted_abandoned: int | None = Field(
+        description="Null when it, or the carts not predicted abandoned, number 1 to k-1"
+    )
+    predicted_abandoned_share: Probability | None
+    mean_abandonment_probability: Probability
+    outcomes: Outcomes
+
+
+class StatsPeriod(StatsGroup):
+    start: str = Field(description="First UTC day of the period (YYYY-MM-DD)")
+    end: str = Field(description="Last UTC day of the period")
+    days: int = Field(description="Days with predictions merged into this period")
+
+
+class StatsWindow(BaseModel):
+    start: str
+    end: str
+    days: int
+
+
+class DistributionBin(BaseModel):
+    lower: Probability
+    upper: Probability
+    carts: int
+
+
+class FeatureDrift(BaseModel):
+    psi: float = Field(description="Population stability index against the training carts")
+    status: Literal["stable", "moderate", "significant"]
+
+
+class DriftOut(BaseModel):
+    status: Literal["stable", "moderate", "significant", "insufficient_data", "unavailable"]
+    reason: str | None = None
+    window: StatsWindow
+    model_version: str | None
+    carts: int | None = None
+    features: dict[str, FeatureDrift] | None
+
+
+class StatsOut(BaseModel):
+    retailer_id: str
+    k_anonymity: int = Field(description="Every figure shown covers at least this many carts")
+    window: StatsWindow
+    computed_at: datetime | None = Field(description="When the aggregates were last updated")
+    totals: StatsGroup | None
+    periods: list[StatsPeriod] = Field(
+        description="Final days, merged where a day has too few carts"
+    )
+    distribution: list[DistributionBin] = Field(description="Carts by P(abandoned)")
+    drift: DriftOut
+    merged: list[Note] = Field(description="Groups merged to reach k carts")
+    suppressed: list[Note] = Field(
+        description="Figures left out, or summed over fewer periods: too few carts"
+    )

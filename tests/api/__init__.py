@@ -1,0 +1,1 @@
+"""Tests of api/, through the HTTP interface."""

@@ -1,0 +1,185 @@
+"""Events in over HTTP; the model endpoint; explanations; a promotion reaches a live server."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cartpredict.learning.simulate import simulate
+from cartpredict.learning.training import Trainer
+from cartpredict.storage import open_store
+from tests.support.factories import (
+    OPERATOR,
+    OPERATOR_KEY,
+    cart,
+    create_retailer,
+    retailer_spec,
+    snapshot,
+)
+from tests.support.servers import running_server
+
+
+def updated(event_id: str, **changes: Any) -> dict[str, Any]:
+    event = {
+        "event_id": event_id,
+        "type": "cart_updated",
+        "cart_id": "c-1",
+        "at": "2026-11-01T10:00:00Z",
+        "cart_value": 45.99,
+        "item_count": 3,
+        "device_type": "mobile",
+        "shipping_speed": "standard",
+    }
+    return event | changes
+
+
+def purchased(event_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": "purchased",
+        "cart_id": "c-1",
+        "at": "2026-11-01T12:00:00Z",
+    }
+
+
+def test_events_are_stored_once_however_often_they_are_sent(client: TestClient) -> None:
+    auth = create_retailer(client, "s")
+    batch = {"retailer_id": "s", "events": [updated("e-1"), purchased("e-2")]}
+    first = client.post("/events", json=batch, headers=auth)
+    assert first.status_code == 200
+    assert first.json() == {"retailer_id": "s", "received": 2, "stored": 2, "duplicates": 0}
+    again = client.post("/events", json=batch, headers=auth).json()
+    assert (again["stored"], again["duplicates"]) == (0, 2)
+
+
+def test_one_id_for_two_different_events_in_a_batch_is_refused(client: TestClient) -> None:
+    auth = create_retailer(client, "s")
+    same = {"retailer_id": "s", "events": [updated("e-1"), updated("e-1")]}
+    assert client.post("/events", json=same, headers=auth).json()["duplicates"] == 1
+    clash = {"retailer_id": "s", "events": [updated("e-2"), updated("e-2", cart_id="c-9")]}
+    refused = client.post("/events", json=clash, headers=auth)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "events.1.event_id"
+
+
+def test_a_batch_with_bad_events_is_refused_whole_with_every_problem(
+    client: TestClient, database_url: str
+) -> None:
+    auth = create_retailer(client, "s")
+    before = snapshot(database_url)
+    batch = {
+        "retailer_id": "s",
+        "events": [
+            updated("e-1"),
+            updated("e-2", shipping_speed="overnight"),
+            updated("e-3", at="2099-01-01T00:00:00Z"),
+            updated("e-4", attributes={"coupon": "X"}),
+        ],
+    }
+    response = client.post("/events", json=batch, headers=auth)
+    assert response.status_code == 422
+    fields = [d["field"] for d in response.json()["error"]["details"]]
+    assert fields == ["events.1.shipping_speed", "events.2.at", "events.3.attributes.coupon"]
+    assert snapshot(database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (updated("e-1", email="a@b.c"), "events.0.email"),
+        (updated("e-1", cart_value=-1), "events.0.cart_value"),
+        (updated("e-1", at="2026-11-01T10:00:00"), "events.0.at"),
+        ({"event_id": "e-1", "type": "viewed", "cart_id": "c", "at": "2026-11-01T10:00:00Z"},
+         "events.0"),
+        (purchased("e 1"), "events.0.event_id"),
+    ],
+)  # fmt: skip
+def test_malformed_events_name_their_index_and_field(
+    client: TestClient, event: dict[str, Any], field: str
+) -> None:
+    auth = create_retailer(client, "s")
+    response = client.post("/events", json={"retailer_id": "s", "events": [event]}, headers=auth)
+    assert response.status_code == 422
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+
+
+def test_declared_attributes_are_checked_on_carts(client: TestClient) -> None:
+    attributes = [{"name": "coupon", "kind": "categorical"}, {"name": "visits", "kind": "numeric"}]
+    auth = create_retailer(client, "s", attributes=attributes)
+    good = cart("s", attributes={"coupon": "WELCOME", "visits": 3})
+    assert client.post("/predict_cart", json=good, headers=auth).status_code == 200
+    bad = cart("s", attributes={"coupon": 5, "visits": "many", "other": 1})
+    details = client.post("/predict_cart", json=bad, headers=auth).json()["error"]["details"]
+    assert {d["field"] for d in details} == {
+        "attributes.coupon",
+        "attributes.visits",
+        "attributes.other",
+    }
+
+
+def test_personal_data_cannot_be_declared_as_an_attribute(client: TestClient) -> None:
+    spec = retailer_spec("s", attributes=[{"name": "email", "kind": "categorical"}])
+    response = client.post("/retailer", json=spec, headers=OPERATOR)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "attributes.0.name"
+
+
+def test_before_training_the_model_endpoint_describes_the_baseline(client: TestClient) -> None:
+    auth = create_retailer(client, "s")
+    body = client.get("/retailer/s/model", headers=auth).json()
+    assert body["kind"] == "baseline"
+    assert body["weights"] is None
+    explained = client.post("/predict_cart", json=cart("s", explain=True), headers=auth).json()
+    assert explained["contributions"] is None
+    conflict = client.post("/retailer/s/model/rollback", headers=auth)
+    assert conflict.status_code == 409
+
+
+@pytest.mark.slow
+def test_a_promoted_model_is_served_by_a_running_server_without_restart(sqlite_url: str) -> None:
+    config = {
+        "retailer_id": "live",
+        "requires_account": False,
+        "payment_options": ["credit_card"],
+        "shipping_speeds": ["standard", "express"],
+        "pooled_learning": False,
+    }
+    sim = simulate(retailers=1, days=14, seed=4, carts_per_day=200, configs=[config])
+    env = {"CARTPREDICT_DATABASE_URL": sqlite_url, "CARTPREDICT_OPERATOR_KEY": OPERATOR_KEY}
+    with running_server(env) as server:
+        key = server.post("/retailer", json=config, headers=OPERATOR).json()["api_key"]
+        auth = {"Authorization": f"Bearer {key}"}
+        events = [{k: v for k, v in e.items() if k != "retailer_id"} for e in sim.events()]
+        for start in range(0, len(events), 5000):
+            batch = {"retailer_id": "live", "events": events[start : start + 5000]}
+            assert server.post("/events", json=batch, headers=auth).status_code == 200
+        body = cart("live", explain=True)
+        assert (
+            server.post("/predict_cart", json=body, headers=auth).json()["model_version"]
+            == "baseline"
+        )
+
+        store = open_store(sqlite_url)
+        as_of = sim.end + timedelta(days=1)
+        try:
+            outcome = Trainer(store, clock=lambda: as_of).train_retailer("live", as_of=as_of)
+        finally:
+            store.close()
+        assert outcome.status == "promoted"
+
+        start_wait = time.monotonic()
+        while (answer := server.post("/predict_cart", json=body, headers=auth).json())[
+            "model_version"
+        ] != outcome.version_id:
+            assert time.monotonic() - start_wait < 2.0, "promotion not served within 2 s"
+            time.sleep(0.02)
+        assert answer["contributions"]["intercept"] != 0
+        info = server.get("/retailer/live/model", headers=auth).json()
+        assert info["model_version"] == outcome.version_id
+        assert info["kind"] == "retailer"
+        assert set(info["weights"]) >= {"log_value", "log_inactivity", "device_mobile"}
+        assert info["threshold"] == answer["threshold"]

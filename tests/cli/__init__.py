@@ -1,0 +1,1 @@
+"""Tests of cli/, through click's runner."""

@@ -1,0 +1,1 @@
+"""Tests of storage/: the contract every backend keeps, row-level security."""

@@ -1,0 +1,1 @@
+"""Promises of the whole system: real processes racing, faults, the README, the benchmark."""
