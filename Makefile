@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-train lint clean
 
 $(BIN)/cartpredict: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+bench-train: install
+	$(BIN)/python benchmarks/train.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

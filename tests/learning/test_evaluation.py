@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -21,8 +23,10 @@ from sklearn.metrics import (
 from cartpredict.learning.evaluation import (
     EvaluationReport,
     ModelPredictions,
+    average_precision,
     choose_threshold,
     evaluate,
+    roc_auc,
 )
 from cartpredict.learning.plots import write_report
 
@@ -320,3 +324,20 @@ def test_calibration_bins_hold_at_least_10_rows_each() -> None:
     assert [(b.lower, b.upper) for b in bins] == [(0.0, 0.1), (0.4, 1.0)]  # 4 + 8 merged
     tiny = evaluate(purchased=y[:9], models=[ModelPredictions("m", p[:9], None)])
     assert tiny.models[0].calibration == ()  # nine rows in all: nothing to show
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0])),
+             min_size=2, max_size=60),
+    st.floats(0, 1),
+)  # fmt: skip
+def test_the_ranking_figures_are_scikit_learns_with_ties_and_all(
+    rows: list[tuple[bool, float]], jitter: float
+) -> None:
+    y = np.array([r[0] for r in rows])
+    if y.all() or not y.any():
+        y[0] = not y[0]
+    p = np.array([r[1] for r in rows]) * (1 - jitter) + jitter * np.linspace(0, 1, len(rows)) ** 3
+    assert average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)

@@ -14,7 +14,7 @@ from cartpredict.learning.fit import fit_logistic
 from cartpredict.learning.simulate import Simulation, simulate
 from cartpredict.learning.snapshots import snapshots
 from cartpredict.learning.training import Trainer
-from cartpredict.models.features import FeatureSpec, spec_for
+from cartpredict.models.features import FeatureSpec, level_counts, spec_for
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.ops.experiments import load_simulation
@@ -125,7 +125,8 @@ def test_training_and_serving_build_the_same_vector_for_the_same_cart(lab: Lab) 
         shipping_speed=row.shipping_speed,
         attributes=dict(row.attributes),
     )
-    for spec in (spec_for(retailer, [row]), FeatureSpec(cart=True, site=True)):
+    own = spec_for(retailer, level_counts=level_counts(retailer, [row]))
+    for spec in (own, FeatureSpec(cart=True, site=True)):
         assert spec.row(row, retailer) == spec.row(request, retailer)
     served = ModelRegistry(store).served_model(retailer)
     assert isinstance(served, LogisticModel)
@@ -231,3 +232,29 @@ def test_every_version_keeps_the_profile_of_its_training_carts(lab: Lab) -> None
     assert set(members) == {"alpha", "beta"}
     assert sum(sum(m["cart_value"]) for m in members.values()) == pooled.n_train
     assert pooled.metrics["n_test_carts"] >= 10
+
+
+def test_the_newton_fit_reaches_the_penalised_optimum_with_a_prior() -> None:
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(800, 5)) * [1, 3, 0.2, 1, 2] + [0, 5, 1, -2, 0]
+    X[:, 4] = 3.0  # a constant column: its weight stays 0
+    y = rng.random(800) < 1 / (1 + np.exp(-(X - X.mean(0)) @ [1.0, -0.3, 2.0, 0.0, 0.0]))
+    penalty, prior = np.array([0.05, 0.01, 0.2, 0.1, 0.1]), np.array([0.5, 0.1, -1.0, 0.3, 0.0])
+    ours = fit_logistic(X, y.astype(float), penalty=penalty, prior=prior, prior_intercept=0.2)
+    assert ours.converged and ours.weights[4] == 0.0
+    mean, scale = X[:, :4].mean(0), X[:, :4].std(0)
+    Z = (X[:, :4] - mean) / scale
+
+    def objective(theta: np.ndarray) -> float:
+        eta = theta[0] + Z @ theta[1:]
+        diff = theta[1:] - prior[:4] * scale
+        return float(np.mean(np.logaddexp(0, eta) - y * eta) + 0.5 * np.sum(penalty[:4] * diff**2))
+
+    best = minimize(objective, np.zeros(5), method="BFGS", options={"gtol": 1e-12}).x
+    assert ours.weights[:4] == pytest.approx(best[1:] / scale, abs=1e-6)
+    assert ours.intercept == pytest.approx(best[0] - np.sum(best[1:] / scale * mean), abs=1e-6)
+    warm = fit_logistic(X, y.astype(float), penalty=penalty, prior=prior, prior_intercept=0.2,
+                        start=fit_logistic(X, y.astype(float), penalty=1e-4))  # fmt: skip
+    assert warm.weights == pytest.approx(ours.weights, abs=1e-9)

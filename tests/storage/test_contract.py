@@ -160,3 +160,38 @@ def test_serving_a_version_retiring_it_and_the_log(store: Store) -> None:
     assert store.delete_retailer(retailer_id="a", at=T0)
     assert store.model_versions(scope="a") == []
     assert store.promotions(scope="a") == []
+
+
+def test_event_rows_are_the_events_with_times_exact_to_the_microsecond(store: Store) -> None:
+    from cartpredict.storage import StoredEvent
+
+    store.create_retailer(retailer=make("store_1"), key_hash="a" * 64)
+    store.create_retailer(retailer=make("store_2"), key_hash="b" * 64)
+    times = [T0 + timedelta(microseconds=1), T0 + timedelta(days=400, microseconds=999_999),
+             datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC), T0]  # fmt: skip
+    attributes = {"tier": "gold", "score": 1.5}
+    events = [
+        StoredEvent(
+            f"e-{i}", "cart_updated", f"c-{i}", at, T0, 12.5 * i, i, "mobile", "express", attributes
+        )
+        for i, at in enumerate(times)
+    ] + [StoredEvent("p-1", "purchased", "c-1", T0 + timedelta(hours=1), T0)]
+    store.add_events(retailer_id="store_1", events=events)
+    store.add_events(retailer_id="store_2", events=[events[0]])
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def micros(at: datetime) -> int:
+        return (at - epoch) // timedelta(microseconds=1)
+
+    expected = {
+        (e.event_id, e.type, e.cart_id, micros(e.at), e.cart_value, e.item_count,
+         e.device_type, e.shipping_speed)
+        for e in events
+    }  # fmt: skip
+    rows = list(store.event_rows(retailer_id="store_1"))
+    assert {r[:8] for r in rows} == expected
+    assert all(r[8] is None for r in rows)
+    with_attributes = {r[0]: r[8] for r in store.event_rows(retailer_id="store_1", attributes=True)}
+    assert with_attributes["e-2"] == {"tier": "gold", "score": 1.5}
+    assert with_attributes["p-1"] is None
+    assert list(store.event_rows(retailer_id="nobody")) == []

@@ -152,6 +152,7 @@ def _require_free_port(host: str, port: int) -> None:
 
 def _demo_history(settings: Settings) -> None:
     from cartpredict.core.clock import utcnow
+    from cartpredict.learning.executors import make_executor
     from cartpredict.learning.simulate import simulate as draw
     from cartpredict.learning.training import Trainer
     from cartpredict.monitoring.rollup import rollup
@@ -165,7 +166,10 @@ def _demo_history(settings: Settings) -> None:
         stored = load_simulation(sim, svc.store, now=now)
         click.echo(f"Simulated history: {len(sim.retailers)} retailers, {len(sim.carts)} carts "
                    f"over 14 days ({sum(stored.values())} new events stored)")  # fmt: skip
-        outcomes = Trainer(svc.store, clock=svc.clock, progress=_progress("training")).run()
+        trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"),
+                          executor=make_executor("local"),
+                          database_url=settings.database_url)  # fmt: skip
+        outcomes = trainer.run()
         demo_ids = [r["retailer_id"] for r in DEMO_RETAILERS]
         if not set(demo_ids) & set(svc.store.first_scored()):  # once: a rerun adds none
             logged = log_simulated_predictions(sim, svc.tenants, svc.store, retailer_ids=demo_ids,

@@ -15,17 +15,45 @@ from cartpredict.cli.common import _as_of, _require_learning, _services, _settin
 @click.command()
 @click.option("--retailer", "retailer_id", help="Train this retailer only (and the pooled model).")
 @click.option("--as-of", help="Train on what was known at this RFC 3339 time (default: now).")
-def train(retailer_id: str | None, as_of: str | None) -> None:
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where per-retailer fits run: this machine's cores, or a Dask cluster.",
+)
+@click.option(
+    "--address",
+    help="--executor dask: the scheduler (tcp://host:8786); default: a local cluster for this run.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 1024),
+    help="Processes to fit in (default: every core; 1 fits in this process).",
+)
+def train(
+    retailer_id: str | None,
+    as_of: str | None,
+    executor: str,
+    address: str | None,
+    workers: int | None,
+) -> None:
     """Train the pooled and per-retailer models; promote those that beat what serves."""
     _require_learning()
+    from cartpredict.learning.executors import make_executor
     from cartpredict.learning.training import Trainer
+
+    if address is not None and executor != "dask":
+        raise click.UsageError("--address goes with --executor dask")
 
     settings = _settings()
     _upgrade(settings)
     svc = _services(settings)
     when = _as_of(as_of, svc.clock()) if as_of else None
     try:
-        trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"))
+        pool = make_executor(executor, address=address, workers=workers)
+        trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"),
+                          executor=pool, database_url=settings.database_url)  # fmt: skip
         outcomes = trainer.run(retailer_id=retailer_id, as_of=when)
     except LookupError as exc:
         raise click.ClickException(f"no retailer '{exc.args[0]}'") from exc
@@ -37,7 +65,8 @@ def train(retailer_id: str | None, as_of: str | None) -> None:
 def _progress(label: str) -> Any:
     from tqdm import tqdm
 
-    return lambda it: tqdm(list(it), desc=label, unit="retailer", file=sys.stderr)
+    return lambda it, total=None: tqdm(it, total=total, desc=label, unit="retailer",
+                                       file=sys.stderr)  # fmt: skip
 
 
 def _echo_outcomes(outcomes: Any) -> None:

@@ -1,4 +1,4 @@
-"""Scoring many carts at once, in process: column arrays in, P(abandoned) out.
+"""Carts as columns: features, scores and drift profiles for many carts at once, in process.
 
 For nightly exports, backfills and the evaluation of a whole day's carts, where a request per
 cart would be all overhead. Builds the same features as ``FeatureSpec.row`` (a test holds the
@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cartpredict.models.base import ServedModel
+from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.features import FAST_SHIPPING, CartLike, FeatureSpec
 from cartpredict.models.logistic import LogisticModel
+from cartpredict.monitoring import drift
 from cartpredict.storage import Retailer
 
 DEVICE_LEVELS = ("mobile", "tablet", "unknown")
@@ -114,6 +117,30 @@ def p_abandoned(model: LogisticModel, columns: CartColumns, retailer: Retailer) 
     logit += model.intercept
     e = np.exp(-np.abs(logit))  # the logistic function, without overflow or cancellation
     return np.asarray(np.where(logit >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
+
+
+def score(model: ServedModel, columns: CartColumns, retailer: Retailer) -> np.ndarray:
+    """P(abandoned) per cart by any served model: the logistic model's or the baseline rule's
+    (``model.score`` a column at a time)."""
+    if isinstance(model, LogisticModel):
+        return p_abandoned(model, columns, retailer)
+    if isinstance(model, BaselineRule):
+        below = np.asarray(columns.cart_value, dtype=float) < model.value_threshold
+        return np.where(below, model.p_abandoned_below_, model.p_abandoned_above_)
+    raise TypeError(f"no column-at-a-time scoring for {type(model).__name__}")
+
+
+def profile_of(columns: CartColumns) -> drift.Profile:
+    """``drift.profile_of`` over the carts, a column at a time."""
+    profile = drift.empty()
+    for name, edges in drift.NUMERIC_EDGES.items():
+        values = np.asarray(getattr(columns, name), dtype=float)
+        bins = np.searchsorted(np.asarray(edges), values, side="right")
+        profile[name] = np.bincount(bins, minlength=len(edges) + 1).tolist()
+    for name, levels in drift.CATEGORIES.items():
+        values = np.asarray(getattr(columns, name)).astype(str)
+        profile[name] = [int(np.count_nonzero(values == level)) for level in levels]
+    return profile
 
 
 def _numeric(values: np.ndarray | None, n: int) -> np.ndarray:

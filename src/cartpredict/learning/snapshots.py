@@ -6,6 +6,10 @@ happened: no later update at or before ``t`` (the state at ``t`` is that update'
 purchase at or before ``t``. Its label is *purchased* when a purchase falls in
 ``(t, update + 24 h]``. Features come only from the update, so from events at or before ``t``.
 A snapshot whose 24-hour window has not closed by ``as_of`` has no label yet and is left out.
+
+This is the rule written as it reads, one snapshot object at a time: the reference that
+training's column-at-a-time version (``frames.py``) is held equal to, row for row, and what the
+evaluation against the simulator's oracle walks through.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Training runs: the pooled model, then one model per retailer, each promoted only if it earns it.
 
-* Pooled: every opted-in retailer's training carts, cart + site features. Its weights are all
-  that leaves a tenant; it serves opted-in retailers that have no model of their own.
+* Pooled: a bounded sample of every opted-in retailer's carts (``pooled_sample``), cart + site
+  features. Its weights are all that leaves a tenant; it serves opted-in retailers that have
+  no model of their own.
 * Per retailer: that retailer's carts only, cart features + its custom attributes, shrunk
   toward the pooled weights when it opted in (toward zero otherwise).
 * Each retailer's carts are split by time (oldest 60 % train, next 20 % validate: penalty and
@@ -9,34 +10,60 @@
   retailer's own test carts beats both the baseline rule's and the served model's.
 * Too little data (fewer than ``MIN_CARTS`` training carts or ``MIN_CLASS`` rows of a class):
   no per-retailer model; the pooled model serves (if opted in), else the baseline.
+
+The work runs on an executor (``executors.py``: this process, this machine's cores, a Dask
+cluster), a few retailers in flight at a time, so memory is bounded by a few retailers' data,
+not by all of them. A first pass reads each opted-in retailer's events and takes its share of
+the pooled sample (``pooled_sample``: about ``POOLED_TRAIN_ROWS`` training rows over all
+members); on one machine it also spills the retailer's snapshots to a temporary file for the
+second pass. After the pooled fit, the second pass fits each retailer (reading its events
+again where nothing was spilled) and the trainer records each result as it comes back. A fit
+depends on nothing but its retailer's events and the models it is sent, so every executor
+gives the same models.
 """
 
 from __future__ import annotations
 
+import pickle
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cartpredict.learning.columns import design_matrix, profile_of, score
 from cartpredict.learning.evaluation import choose_threshold, headline
-from cartpredict.learning.fit import fit_logistic, sigmoid
-from cartpredict.learning.snapshots import Snapshot, Split, snapshots, split_by_time
+from cartpredict.learning.executors import Executor, InProcess
+from cartpredict.learning.fit import fit_path, sigmoid
+from cartpredict.learning.frames import (
+    EventColumns,
+    Parts,
+    Snapshots,
+    sample_carts,
+    snapshot_columns,
+    split_by_time,
+)
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.features import SITE_FEATURES, FeatureSpec, site_features, spec_for
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry
-from cartpredict.monitoring import drift
-from cartpredict.storage import POOLED_SCOPE, ModelVersion, Retailer, Store
+from cartpredict.storage import POOLED_SCOPE, EventStore, ModelVersion, Retailer, Store, open_store
 
 MIN_CARTS = 50
 MIN_CLASS = 10
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1)
 INTERACTION_FACTOR = 10.0  # pairwise products are penalised this much harder
 POOLED_PRECISION_TARGET = 0.70
+POOLED_TRAIN_ROWS = 150_000  # about this many training rows for the pooled model, all members
+MIN_POOLED_TRAIN_CARTS = 20  # however many members there are, each gives at least these
+MIN_POOLED_TEST_CARTS = 50  # enough for the figures each member sees of the pooled model
+PARTS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -47,51 +74,109 @@ class Outcome:
     metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
+# --- one retailer's fit: a pure function of what it is sent ------------------------------------
+
+
 @dataclass(frozen=True)
-class Labelled:
-    """Snapshots with the retailer each came from (the pooled model mixes retailers)."""
+class Source:
+    """Where a task reads a retailer's events: the database at ``url`` (each worker process
+    opens it once), or, for a task run in the trainer's own process, the trainer's store."""
 
-    rows: list[Snapshot]
-    retailers: list[Retailer]
+    as_of: datetime
+    url: str | None = None
+    store: EventStore | None = field(default=None, compare=False)
+    spill: str | None = None  # a directory every worker sees (a local run): parts kept there
 
-    @property
-    def abandoned(self) -> np.ndarray:
-        return np.array([not r.purchased for r in self.rows], dtype=float)
+    def parts(self, retailer: Retailer) -> Parts:
+        """The retailer's snapshots, split: as the first pass spilled them, or read anew."""
+        path = None if self.spill is None else Path(self.spill) / f"{retailer.retailer_id}.pickle"
+        if path is not None and path.exists():
+            with path.open("rb") as f:
+                parts: Parts = pickle.load(f)
+            path.unlink()
+            return parts
+        return self.read(retailer)
 
-    def matrix(self, spec: FeatureSpec) -> np.ndarray:
-        width = len(spec.names())
-        data = [spec.row(r, t) for r, t in zip(self.rows, self.retailers, strict=True)]
-        return np.asarray(data, dtype=float).reshape(len(data), width)
+    def keep(self, retailer: Retailer, parts: Parts) -> None:
+        """Spill the parts for the second pass (where there is a place to)."""
+        if self.spill is not None:
+            path = Path(self.spill) / f"{retailer.retailer_id}.pickle"
+            with path.open("wb") as f:
+                pickle.dump(parts, f, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def carts(self) -> int:
-        return len(
-            {(t.retailer_id, r.cart_id) for r, t in zip(self.rows, self.retailers, strict=True)}
-        )
-
-    def class_counts(self) -> tuple[int, int]:
-        n_abandoned = int(self.abandoned.sum())
-        return n_abandoned, len(self.rows) - n_abandoned
-
-    def window(self) -> tuple[datetime, datetime]:
-        return min(r.at for r in self.rows), max(r.at for r in self.rows)
-
-
-def _labelled(rows: Iterable[Snapshot], retailer: Retailer) -> Labelled:
-    kept = list(rows)
-    return Labelled(kept, [retailer] * len(kept))
-
-
-def _concat(parts: Sequence[Labelled]) -> Labelled:
-    return Labelled([r for p in parts for r in p.rows], [t for p in parts for t in p.retailers])
+    def read(self, retailer: Retailer) -> Parts:
+        store = self.store if self.url is None else _opened(self.url)
+        assert store is not None, "a source needs a database URL or a store"
+        names = [name for name, _ in retailer.attributes]
+        rows = store.event_rows(retailer_id=retailer.retailer_id, attributes=bool(names))
+        events = EventColumns.from_rows(rows, names)
+        return split_by_time(snapshot_columns(events, as_of=self.as_of))
 
 
-def _own_report(model: ServedModel, baseline: ServedModel, test: Labelled) -> dict[str, Any]:
-    """The pooled model and the baseline rule on one member's own test carts."""
-    return {
-        "candidate": metrics(test.abandoned, _served_p(model, test)),
-        "baseline": metrics(test.abandoned, _served_p(baseline, test)),
-        "n_test_carts": test.carts(),
+@lru_cache(maxsize=4)
+def _opened(url: str) -> EventStore:
+    return open_store(url)
+
+
+@dataclass(frozen=True)
+class FitTask:
+    retailer: Retailer
+    source: Source
+    served: ServedModel  # what serves the retailer now
+    pooled: LogisticModel | None  # the pooled model to shrink toward (opted-in retailers)
+
+
+@dataclass(frozen=True)
+class ShareTask:
+    retailer: Retailer
+    source: Source
+    carts: Mapping[str, int]  # carts per part (``pooled_sample``)
+    spill: bool  # keep the parts for this retailer's own fit
+
+
+@dataclass(frozen=True)
+class Fitted:
+    scope: str
+    model: LogisticModel | None  # None: too little data
+    report: dict[str, Any]
+    promote: bool
+    n_train: int = 0
+    window: tuple[int, int] = (0, 0)  # µs
+    profile: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_retailer(task: FitTask) -> Fitted:
+    """Read, fit, test and judge one retailer's candidate (wherever the executor runs it)."""
+    retailer, parts = task.retailer, task.source.parts(task.retailer)
+    scope = retailer.retailer_id
+    if not _enough(parts.train) or not _enough(parts.valid, carts=1) or not len(parts.test):
+        return Fitted(scope, None, {}, promote=False)
+    spec = spec_for(retailer, level_counts=_level_counts(retailer, parts.train))
+    prior = None if task.pooled is None else _prior(task.pooled, retailer, spec)
+    train = _matrix(spec, parts.train, retailer)
+    valid = _matrix(spec, parts.valid, retailer)
+    model, valid_metrics = _fit(spec, train, valid, retailer.precision_target, prior=prior)
+    test = parts.test
+    y = test.abandoned
+    baseline = _baseline(parts.train)
+    report: dict[str, Any] = {
+        "candidate": metrics(y, score(model, test.carts, retailer)),
+        "served": metrics(y, score(task.served, test.carts, retailer)),
+        "served_version": task.served.version,
+        "baseline": metrics(y, score(baseline, test.carts, retailer)),
+        "validation": valid_metrics,
+        "n_test_carts": test.n_carts(),
+        "shrunk_toward_pooled": prior is not None,
+        "n_train_carts": parts.train.n_carts(),
     }
+    auc = report["candidate"]["auc_pr_purchased"]
+    promote = _beats(auc, report["baseline"]["auc_pr_purchased"], strictly=True) and _beats(
+        auc, report["served"]["auc_pr_purchased"], strictly=True
+    )
+    return Fitted(
+        scope, model, report, promote, n_train=len(parts.train),
+        window=_window(parts.train), profile=profile_of(parts.train.carts),
+    )  # fmt: skip
 
 
 def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float | None]:
@@ -99,100 +184,218 @@ def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float |
     return headline(abandoned == 0, 1.0 - p_abandoned)
 
 
-def _served_p(model: ServedModel, data: Labelled) -> np.ndarray:
-    return np.array(
-        [model.score(r, t).p_abandoned for r, t in zip(data.rows, data.retailers, strict=True)]
+# --- the pooled model's sample -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Share:
+    """One member's part of the pooled model's sample: training and validation rows as
+    design-matrix blocks, test snapshots (any served model can score them), the profile of its
+    training rows."""
+
+    retailer: Retailer
+    blocks: Mapping[str, tuple[np.ndarray, np.ndarray]]  # part -> (X, abandoned)
+    values: np.ndarray  # training cart values (for the baseline rule)
+    test: Snapshots
+    carts: Mapping[str, int]
+    profile: dict[str, Any] | None
+    window: tuple[int, int] | None
+
+
+POOLED_SPEC = FeatureSpec(cart=True, site=True)
+
+
+def pooled_share(task: ShareTask) -> Share:
+    """Read one member's events and take its share of the pooled sample (in a worker)."""
+    parts = task.source.read(task.retailer)
+    if task.spill:
+        task.source.keep(task.retailer, parts)
+    rows = {name: sample_carts(getattr(parts, name), task.carts[name]) for name in PARTS}
+    train = rows["train"]
+    blocks = {
+        name: (design_matrix(POOLED_SPEC, rows[name].carts, task.retailer), rows[name].abandoned)
+        for name in ("train", "valid")
+    }
+    return Share(
+        retailer=task.retailer,
+        blocks=blocks,
+        values=train.carts.cart_value,
+        test=rows["test"],
+        carts={name: rows[name].n_carts() for name in PARTS},
+        profile=profile_of(train.carts) if len(train) else None,
+        window=_window(train) if len(train) else None,
     )
 
 
-def _beats(candidate: float | None, other: float | None, *, strictly: bool) -> bool:
-    if candidate is None:
-        return False
-    if other is None:
-        return True
-    return candidate > other if strictly else candidate >= other
+@dataclass
+class PooledSample:
+    """Every member's share, put together."""
+
+    spec: FeatureSpec = POOLED_SPEC
+    blocks: dict[str, list[np.ndarray]] = field(default_factory=lambda: {p: [] for p in PARTS})
+    labels: dict[str, list[np.ndarray]] = field(default_factory=lambda: {p: [] for p in PARTS})
+    values: list[np.ndarray] = field(default_factory=list)  # training cart values (baseline)
+    carts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))
+    tests: list[tuple[Retailer, Snapshots]] = field(default_factory=list)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    window: tuple[int, int] | None = None
+
+    def add(self, share: Share) -> None:
+        for name, (X, y) in share.blocks.items():
+            if len(y):
+                self.blocks[name].append(X)
+                self.labels[name].append(y)
+        for name, n in share.carts.items():
+            self.carts[name] += n
+        self.values.append(share.values)
+        if len(share.test):
+            self.tests.append((share.retailer, share.test))
+        if share.profile is not None:
+            self.profiles[share.retailer.retailer_id] = share.profile
+        if share.window is not None:
+            start, end = share.window
+            self.window = (start, end) if self.window is None else (
+                min(self.window[0], start), max(self.window[1], end))  # fmt: skip
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """One part's matrix and labels, in one piece (the blocks are let go)."""
+        if not self.blocks[name]:
+            return np.empty((0, len(self.spec.names()))), np.empty(0)
+        blocks, labels = self.blocks[name], self.labels[name]
+        if len(blocks) > 1:
+            blocks[:] = [np.vstack(blocks)]
+            labels[:] = [np.concatenate(labels)]
+        return blocks[0], labels[0]
+
+    def test_scores(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray]:
+        """P(abandoned) by ``model`` over every member's test rows, and whether abandoned."""
+        if not self.tests:
+            return np.empty(0), np.empty(0)
+        p = [score(model, rows.carts, retailer) for retailer, rows in self.tests]
+        return np.concatenate(p), np.concatenate([rows.abandoned for _, rows in self.tests])
+
+
+def pooled_sample(n_members: int) -> dict[str, int]:
+    """Carts per member and part: ``POOLED_TRAIN_ROWS`` shared out evenly (a cart gives about
+    3 snapshots), a third as many to validate and test; so memory stays bounded however many
+    retailers opt in, and the largest stores cannot dominate the pooled model either."""
+    train = max(MIN_POOLED_TRAIN_CARTS, POOLED_TRAIN_ROWS // (3 * max(n_members, 1)))
+    return {"train": train, "valid": max(10, train // 3),
+            "test": max(MIN_POOLED_TEST_CARTS, train // 3)}  # fmt: skip
+
+
+# --- a run -------------------------------------------------------------------------------------
 
 
 class Trainer:
+    """``database_url``: where workers read events when fits run in other processes (the
+    executor's); without it, everything runs in this process, on ``store``."""
+
     def __init__(
         self,
         store: Store,
         *,
         clock: Callable[[], datetime],
-        progress: Callable[[Iterable[Retailer]], Iterable[Retailer]] = lambda it: it,
+        progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
+        executor: Executor | None = None,
+        database_url: str | None = None,
     ) -> None:
         self._store = store
         self._registry = ModelRegistry(store)
         self._clock = clock
         self._progress = progress
-
-    # --- one run -----------------------------------------------------------------------------
+        self._executor = executor or InProcess()
+        self._url = database_url
+        if self._url is None and not isinstance(self._executor, InProcess):
+            raise ValueError("fits in other processes read the database: pass database_url")
 
     def run(
         self, *, retailer_id: str | None = None, as_of: datetime | None = None
     ) -> list[Outcome]:
         """The pooled model, then each chosen retailer's (all when ``retailer_id`` is None)."""
-        as_of = as_of or self._clock()
+        with tempfile.TemporaryDirectory(prefix="cartpredict-train-") as spill:
+            return self._run(retailer_id, as_of or self._clock(), spill)
+
+    def _run(self, retailer_id: str | None, as_of: datetime, spill: str) -> list[Outcome]:
+        source = self._source(as_of)
+        if self._executor.local:
+            source = replace(source, spill=spill)
         retailers = self._store.list_retailers()
         chosen = [r for r in retailers if retailer_id in (None, r.retailer_id)]
         if retailer_id is not None and not chosen:
             raise LookupError(retailer_id)
-        splits = {r.retailer_id: self._split(r, as_of) for r in retailers if r.pooled_learning}
-        outcomes = [self._train_pooled([r for r in retailers if r.pooled_learning], splits)]
-        for retailer in self._progress(chosen):
-            data = splits.get(retailer.retailer_id) or self._split(retailer, as_of)
-            outcomes.append(self._train_retailer(retailer, data))
-        return outcomes
+        members = [r for r in retailers if r.pooled_learning]
+        share = pooled_sample(len(members))
+        with self._executor as pool:
+            sample = PooledSample()
+            wanted = {r.retailer_id for r in chosen}
+            tasks = (ShareTask(r, source, share, r.retailer_id in wanted) for r in members)
+            shares = dict(pool.map_unordered(pooled_share, tasks))
+            for i in range(len(members)):  # in the members' order, whichever came back first
+                sample.add(shares.pop(i))
+            outcomes = [self._train_pooled(sample)]
+            del sample
+            pooled = self._served_pooled()
+            fits = (self._task(r, source, pooled) for r in chosen)
+            fitted: dict[int, Outcome] = {}
+            for i, result in self._progress(pool.map_unordered(fit_retailer, fits), len(chosen)):
+                fitted[i] = self._record(result)
+        return outcomes + [fitted[i] for i in range(len(chosen))]
 
     def train_retailer(self, retailer_id: str, *, as_of: datetime | None = None) -> Outcome:
         """Only this retailer's model, shrunk toward the pooled model that serves now."""
         retailer = self._store.get_retailer(retailer_id=retailer_id)
         if retailer is None:
             raise LookupError(retailer_id)
-        return self._train_retailer(retailer, self._split(retailer, as_of or self._clock()))
+        source = replace(self._source(as_of or self._clock()), url=None, store=self._store)
+        return self._record(fit_retailer(self._task(retailer, source, self._served_pooled())))
 
-    def _split(self, retailer: Retailer, as_of: datetime) -> dict[str, Labelled]:
-        events = self._store.events(retailer_id=retailer.retailer_id)
-        parts: Split = split_by_time(snapshots(events, as_of=as_of))
-        return {
-            "train": _labelled(parts.train, retailer),
-            "valid": _labelled(parts.valid, retailer),
-            "test": _labelled(parts.test, retailer),
-        }
+    def _source(self, as_of: datetime) -> Source:
+        if isinstance(self._executor, InProcess):
+            return Source(as_of, store=self._store)
+        return Source(as_of, url=self._url)
+
+    def _served_pooled(self) -> LogisticModel | None:
+        served = self._store.served_version(scope=POOLED_SCOPE)
+        if served is None:
+            return None
+        return LogisticModel.from_dict(served.model, version=served.version_id)
+
+    def _task(self, retailer: Retailer, source: Source, pooled: LogisticModel | None) -> FitTask:
+        served = self._registry.served_model(retailer)
+        return FitTask(retailer, source, served, pooled if retailer.pooled_learning else None)
 
     # --- pooled ------------------------------------------------------------------------------
 
-    def _train_pooled(
-        self, members: Sequence[Retailer], splits: Mapping[str, Mapping[str, Labelled]]
-    ) -> Outcome:
-        data = {
-            part: _concat([splits[r.retailer_id][part] for r in members])
-            for part in ("train", "valid", "test")
-        }
-        if not _enough(data["train"]) or not _enough(data["valid"], carts=1):
+    def _train_pooled(self, sample: PooledSample) -> Outcome:
+        train, valid = sample.part("train"), sample.part("valid")
+        if not _enough_counts(sample.carts["train"], train[1]) or not _enough_counts(
+            sample.carts["valid"], valid[1], carts=1
+        ):
             return Outcome(POOLED_SCOPE, "insufficient_data")
-        spec = FeatureSpec(cart=True, site=True)
-        model, valid_metrics = self._fit(spec, data, POOLED_PRECISION_TARGET, prior=None)
-        served = self._store.served_version(scope=POOLED_SCOPE)
-        test = data["test"]
-        p_candidate = _served_p(model, test)
+        model, valid_metrics = _fit(sample.spec, train, valid, POOLED_PRECISION_TARGET,
+                                    prior=None)  # fmt: skip
+        p_candidate, yt = sample.test_scores(model)
         report: dict[str, Any] = {
-            "candidate": metrics(test.abandoned, p_candidate),
+            "candidate": metrics(yt, p_candidate),
             "validation": valid_metrics,
-            "n_test_carts": test.carts(),
+            "n_test_carts": sample.carts["test"],
+            "n_train_carts": sample.carts["train"],
         }
+        served = self._store.served_version(scope=POOLED_SCOPE)
         if served is not None:
             current = LogisticModel.from_dict(served.model, version=served.version_id)
-            report["served"] = metrics(test.abandoned, _served_p(current, test))
-        baseline = BaselineRule().fit(
-            [r.cart_value for r in data["train"].rows], data["train"].abandoned
-        )
-        report["baseline"] = metrics(test.abandoned, _served_p(baseline, test))
+            report["served"] = metrics(yt, sample.test_scores(current)[0])
+        baseline = _fitted_baseline(np.concatenate(sample.values), train[1])
+        report["baseline"] = metrics(yt, sample.test_scores(baseline)[0])
         # What each member may see of this model: figures over its own test carts only.
         report["by_retailer"] = {
-            r.retailer_id: _own_report(model, baseline, splits[r.retailer_id]["test"])
-            for r in members
-            if splits[r.retailer_id]["test"].rows
+            retailer.retailer_id: {
+                "candidate": metrics(rows.abandoned, score(model, rows.carts, retailer)),
+                "baseline": metrics(rows.abandoned, score(baseline, rows.carts, retailer)),
+                "n_test_carts": rows.n_carts(),
+            }
+            for retailer, rows in sample.tests
         }
         promote = _beats(
             report["candidate"]["auc_pr_purchased"],
@@ -203,145 +406,147 @@ class Trainer:
             report["served"]["auc_pr_purchased"],
             strictly=True,
         ))  # fmt: skip
-        return self._record(POOLED_SCOPE, model, data["train"], report, promote)
-
-    # --- per retailer ------------------------------------------------------------------------
-
-    def _train_retailer(self, retailer: Retailer, data: Mapping[str, Labelled]) -> Outcome:
-        scope = retailer.retailer_id
-        if (
-            not _enough(data["train"])
-            or not _enough(data["valid"], carts=1)
-            or not data["test"].rows
-        ):
-            return Outcome(scope, "insufficient_data")
-        spec = spec_for(retailer, data["train"].rows)
-        prior = self._pooled_prior(retailer, spec)
-        model, valid_metrics = self._fit(spec, data, retailer.precision_target, prior=prior)
-        test = data["test"]
-        served = self._registry.served_model(retailer)
-        baseline = BaselineRule().fit(
-            [r.cart_value for r in data["train"].rows], data["train"].abandoned
-        )
-        report: dict[str, Any] = {
-            "candidate": metrics(test.abandoned, _served_p(model, test)),
-            "served": metrics(test.abandoned, _served_p(served, test)),
-            "served_version": served.version,
-            "baseline": metrics(test.abandoned, _served_p(baseline, test)),
-            "validation": valid_metrics,
-            "n_test_carts": test.carts(),
-            "shrunk_toward_pooled": prior is not None,
-        }
-        auc = report["candidate"]["auc_pr_purchased"]
-        promote = _beats(auc, report["baseline"]["auc_pr_purchased"], strictly=True) and _beats(
-            auc, report["served"]["auc_pr_purchased"], strictly=True
-        )
-        return self._record(scope, model, data["train"], report, promote)
-
-    def _pooled_prior(
-        self, retailer: Retailer, spec: FeatureSpec
-    ) -> tuple[np.ndarray, float] | None:
-        """The pooled model's weights for this retailer's features (zero for its own
-        attributes), and its intercept with this retailer's site features folded in."""
-        if not retailer.pooled_learning:
-            return None
-        served = self._store.served_version(scope=POOLED_SCOPE)
-        if served is None:
-            return None
-        pooled = LogisticModel.from_dict(served.model, version=served.version_id)
-        named = pooled.named_weights()
-        weights = np.array([named.get(name, 0.0) for name in spec.names()])
-        site = zip(SITE_FEATURES, site_features(retailer), strict=True)
-        intercept = pooled.intercept + sum(named.get(n, 0.0) * x for n, x in site)
-        return weights, intercept
+        return self._record(Fitted(
+            POOLED_SCOPE, model, report, promote, n_train=len(train[1]),
+            window=sample.window or (0, 0), profile={"by_retailer": sample.profiles},
+        ))  # fmt: skip
 
     # --- shared ------------------------------------------------------------------------------
 
-    def _fit(
-        self,
-        spec: FeatureSpec,
-        data: Mapping[str, Labelled],
-        precision_target: float,
-        *,
-        prior: tuple[np.ndarray, float] | None,
-    ) -> tuple[LogisticModel, dict[str, Any]]:
-        X, y = data["train"].matrix(spec), data["train"].abandoned
-        Xv, yv = data["valid"].matrix(spec), data["valid"].abandoned
-        groups = np.array(spec.groups())
-        best: tuple[float, float, Any] | None = None
-        for penalty in PENALTIES:
-            lam = np.where(groups == "interaction", penalty * INTERACTION_FACTOR, penalty)
-            fitted = fit_logistic(
-                X, y, penalty=lam,
-                prior=None if prior is None else prior[0],
-                prior_intercept=None if prior is None else prior[1],
-            )  # fmt: skip
-            p = np.clip(sigmoid(fitted.intercept + Xv @ fitted.weights), 1e-12, 1 - 1e-12)
-            loss = float(-np.mean(yv * np.log(p) + (1 - yv) * np.log(1 - p)))
-            if best is None or loss < best[0]:
-                best = (loss, penalty, fitted)
-        assert best is not None
-        loss, penalty, fitted = best
-        p_valid = sigmoid(fitted.intercept + Xv @ fitted.weights)
-        threshold = choose_threshold(p_valid, yv.astype(bool), precision_target)
-        model = LogisticModel(
-            version=_new_version(),
-            spec=spec,
-            intercept=fitted.intercept,
-            weights=tuple(float(w) for w in fitted.weights),
-            threshold=0.5 if threshold is None else round(float(threshold), 6),
-        )
-        return model, {
-            "log_loss": loss,
-            "penalty": penalty,
-            "precision_target": precision_target,
-            "threshold_reaches_target": threshold is not None,
-        }
-
-    def _record(
-        self,
-        scope: str,
-        model: LogisticModel,
-        train: Labelled,
-        report: dict[str, Any],
-        promote: bool,
-    ) -> Outcome:
-        start, end = train.window()
+    def _record(self, fitted: Fitted) -> Outcome:
+        if fitted.model is None:
+            return Outcome(fitted.scope, "insufficient_data")
+        model = fitted.model
         now = self._clock()
-        report = {**report, "n_train_carts": train.carts(), "promoted": promote}
+        report = {**fitted.report, "promoted": fitted.promote}
         self._store.add_model_version(
             version=ModelVersion(
                 version_id=model.version,
-                scope=scope,
+                scope=fitted.scope,
                 created_at=now,
-                train_start=start,
-                train_end=end,
-                n_train=len(train.rows),
+                train_start=_datetime(fitted.window[0]),
+                train_end=_datetime(fitted.window[1]),
+                n_train=fitted.n_train,
                 threshold=model.threshold,
                 metrics=report,
                 model=model.to_dict(),
-                profile=_profile(scope, train),
+                profile=fitted.profile,
             )
         )
-        if promote:
-            self._store.set_served(scope=scope, version_id=model.version, action="promote", at=now)
-        return Outcome(scope, "promoted" if promote else "kept", model.version, report)
+        if fitted.promote:
+            self._store.set_served(
+                scope=fitted.scope, version_id=model.version, action="promote", at=now
+            )
+        status = "promoted" if fitted.promote else "kept"
+        return Outcome(fitted.scope, status, model.version, report)
 
 
-def _profile(scope: str, train: Labelled) -> dict[str, Any]:
-    """The training carts' histograms, for drift. The pooled model keeps one per member, so
-    each retailer's drift compares its recent carts with its own share of the training carts."""
-    if scope != POOLED_SCOPE:
-        return drift.profile_of(train.rows)
-    by_retailer: dict[str, list[Snapshot]] = {}
-    for row, retailer in zip(train.rows, train.retailers, strict=True):
-        by_retailer.setdefault(retailer.retailer_id, []).append(row)
-    return {"by_retailer": {rid: drift.profile_of(rows) for rid, rows in by_retailer.items()}}
+def _fit(
+    spec: FeatureSpec,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray],
+    precision_target: float,
+    *,
+    prior: tuple[np.ndarray, float] | None,
+) -> tuple[LogisticModel, dict[str, Any]]:
+    (X, y), (Xv, yv) = train, valid
+    groups = np.array(spec.groups())
+    lams = [np.where(groups == "interaction", penalty * INTERACTION_FACTOR, penalty)
+            for penalty in PENALTIES]  # fmt: skip
+    path = fit_path(X, y, lams, prior=None if prior is None else prior[0],
+                    prior_intercept=None if prior is None else prior[1])  # fmt: skip
+    best: tuple[float, float, Any] | None = None
+    for penalty, fitted in zip(PENALTIES, path, strict=True):
+        p = np.clip(sigmoid(fitted.intercept + Xv @ fitted.weights), 1e-12, 1 - 1e-12)
+        loss = float(-np.mean(yv * np.log(p) + (1 - yv) * np.log(1 - p)))
+        if best is None or loss < best[0]:
+            best = (loss, penalty, fitted)
+    assert best is not None
+    loss, penalty, fitted = best
+    p_valid = sigmoid(fitted.intercept + Xv @ fitted.weights)
+    threshold = choose_threshold(p_valid, yv.astype(bool), precision_target)
+    model = LogisticModel(
+        version=_new_version(),
+        spec=spec,
+        intercept=fitted.intercept,
+        weights=tuple(float(w) for w in fitted.weights),
+        threshold=0.5 if threshold is None else round(float(threshold), 6),
+    )
+    return model, {
+        "log_loss": loss,
+        "penalty": penalty,
+        "precision_target": precision_target,
+        "threshold_reaches_target": threshold is not None,
+    }
 
 
-def _enough(data: Labelled, *, carts: int = MIN_CARTS) -> bool:
-    abandoned, purchased = data.class_counts()
-    return data.carts() >= carts and min(abandoned, purchased) >= (MIN_CLASS if carts > 1 else 1)
+def _prior(
+    pooled: LogisticModel, retailer: Retailer, spec: FeatureSpec
+) -> tuple[np.ndarray, float]:
+    """The pooled model's weights for this retailer's features (zero for its own
+    attributes), and its intercept with this retailer's site features folded in."""
+    named = pooled.named_weights()
+    weights = np.array([named.get(name, 0.0) for name in spec.names()])
+    site = zip(SITE_FEATURES, site_features(retailer), strict=True)
+    intercept = pooled.intercept + sum(named.get(n, 0.0) * x for n, x in site)
+    return weights, intercept
+
+
+def _matrix(
+    spec: FeatureSpec, rows: Snapshots, retailer: Retailer
+) -> tuple[np.ndarray, np.ndarray]:
+    return design_matrix(spec, rows.carts, retailer), rows.abandoned
+
+
+def _level_counts(retailer: Retailer, train: Snapshots) -> dict[str, dict[str, int]]:
+    """``features.level_counts`` over a column of values."""
+    counts: dict[str, dict[str, int]] = {}
+    for name, kind in retailer.attributes:
+        if kind == "categorical":
+            column = train.carts.attributes.get(name, np.empty(0, dtype=object))
+            values = np.array([v for v in column if isinstance(v, str)], dtype=str)
+            levels, n = np.unique(values, return_counts=True)
+            counts[name] = {str(level): int(k) for level, k in zip(levels, n, strict=True)}
+    return counts
+
+
+def _baseline(train: Snapshots) -> BaselineRule:
+    return _fitted_baseline(train.carts.cart_value, train.abandoned)
+
+
+def _fitted_baseline(values: np.ndarray, abandoned: np.ndarray) -> BaselineRule:
+    """``BaselineRule.fit``, counted with numpy."""
+    rule = BaselineRule()
+    below = values < rule.value_threshold
+    sides = {name: [int(side.sum()), int(abandoned[side].sum())]
+             for name, side in (("below", below), ("above", ~below))}  # fmt: skip
+    return rule.fit_counts(below=sides["below"], above=sides["above"])
+
+
+def _beats(candidate: float | None, other: float | None, *, strictly: bool) -> bool:
+    if candidate is None:
+        return False
+    if other is None:
+        return True
+    return candidate > other if strictly else candidate >= other
+
+
+def _enough(rows: Snapshots, *, carts: int = MIN_CARTS) -> bool:
+    return _enough_counts(rows.n_carts(), rows.abandoned, carts=carts)
+
+
+def _enough_counts(n_carts: int, abandoned: np.ndarray, *, carts: int = MIN_CARTS) -> bool:
+    n_abandoned = int(abandoned.sum())
+    fewest = min(n_abandoned, len(abandoned) - n_abandoned)
+    return n_carts >= carts and fewest >= (MIN_CLASS if carts > 1 else 1)
+
+
+def _window(rows: Snapshots) -> tuple[int, int]:
+    return int(rows.at.min()), int(rows.at.max())
+
+
+def _datetime(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 def _new_version() -> str:

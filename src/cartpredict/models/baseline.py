@@ -8,7 +8,7 @@ prior with a retailer's own outcomes, shrunk toward it by ``prior_strength`` pse
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from cartpredict.models.base import Score
 from cartpredict.models.features import CartLike
@@ -37,16 +37,22 @@ class BaselineRule:
     def fit(self, cart_values: Collection[float], abandoned: Collection[bool]) -> BaselineRule:
         if len(cart_values) != len(abandoned):
             raise ValueError("cart_values and abandoned differ in length")
-        sides: dict[bool, list[bool]] = {True: [], False: []}
+        counts = {True: [0, 0], False: [0, 0]}  # side -> [carts, abandoned]
         for value, outcome in zip(cart_values, abandoned, strict=True):
-            sides[value < self.value_threshold].append(bool(outcome))
-        self.p_abandoned_below_ = self._rate(sides[True])
-        self.p_abandoned_above_ = self._rate(sides[False])
+            side = counts[value < self.value_threshold]
+            side[0] += 1
+            side[1] += bool(outcome)
+        return self.fit_counts(below=counts[True], above=counts[False])
+
+    def fit_counts(self, *, below: Sequence[int], above: Sequence[int]) -> BaselineRule:
+        """``fit`` from (carts, abandoned) counts on each side of the rule."""
+        self.p_abandoned_below_ = self._rate(*below)
+        self.p_abandoned_above_ = self._rate(*above)
         return self
 
-    def _rate(self, outcomes: list[bool]) -> float:
+    def _rate(self, carts: int, abandoned: int) -> float:
         k = self.prior_strength
-        return (sum(outcomes) + k * self.prior) / (len(outcomes) + k)
+        return (abandoned + k * self.prior) / (carts + k)
 
     def predicts_abandoned(self, cart_value: float) -> bool:
         return cart_value < self.value_threshold

@@ -181,17 +181,8 @@ class FeatureSpec:
         )
 
 
-def spec_for(
-    retailer: Retailer,
-    carts: Iterable[CartLike],
-    *,
-    cart: bool = True,
-    site: bool = False,
-    min_level_count: int = 5,
-    interactions: Sequence[tuple[str, str]] = (),
-) -> FeatureSpec:
-    """The retailer's feature spec: its declared attributes, categorical levels from training."""
-    kinds = retailer.attribute_kinds()
+def level_counts(retailer: Retailer, carts: Iterable[CartLike]) -> dict[str, Counter[str]]:
+    """How often each value of each declared categorical attribute occurs in ``carts``."""
     categorical = [name for name, kind in retailer.attributes if kind == "categorical"]
     counts: dict[str, Counter[str]] = {name: Counter() for name in categorical}
     for row in carts:
@@ -199,12 +190,29 @@ def spec_for(
             value = row.attributes.get(name)
             if isinstance(value, str):
                 counts[name][value] += 1
+    return counts
+
+
+def spec_for(
+    retailer: Retailer,
+    *,
+    level_counts: Mapping[str, Mapping[str, int]],
+    cart: bool = True,
+    site: bool = False,
+    min_level_count: int = 5,
+    interactions: Sequence[tuple[str, str]] = (),
+) -> FeatureSpec:
+    """The retailer's feature spec: its declared attributes; of a categorical one, the levels
+    seen at least ``min_level_count`` times in training (``level_counts``)."""
+    kinds = retailer.attribute_kinds()
+    categorical = [name for name, kind in retailer.attributes if kind == "categorical"]
+    least = min_level_count
     return FeatureSpec(
         cart=cart,
         site=site,
         numeric=tuple(name for name, kind in kinds.items() if kind == "numeric"),
         categorical=tuple(
-            (name, tuple(sorted(v for v, n in counts[name].items() if n >= min_level_count)))
+            (name, tuple(sorted(v for v, n in level_counts.get(name, {}).items() if n >= least)))
             for name in categorical
         ),
         interactions=tuple(interactions),

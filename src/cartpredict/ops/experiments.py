@@ -26,7 +26,6 @@ from cartpredict.serving.tenants import Tenants
 from cartpredict.storage import (
     POOLED_SCOPE,
     DuplicateRetailer,
-    Retailer,
     ScoredCart,
     Store,
     open_store,
@@ -99,7 +98,7 @@ def simulated_evaluation(
     days: int = 14,
     seed: int = 0,
     carts_per_day: float = 150.0,
-    progress: Callable[[Iterable[Retailer]], Iterable[Retailer]] = lambda it: it,
+    progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
 ) -> tuple[EvaluationReport, list[Outcome]]:
     """Simulate, store in a throwaway SQLite database, train, and score every retailer's
     newest carts with the served models, the pooled model, the baseline and the oracle."""

@@ -5,7 +5,7 @@ Every method that touches tenant data takes the retailer id and scopes its queri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -66,6 +66,15 @@ class StoredEvent:
     device_type: str | None = None
     shipping_speed: str | None = None
     attributes: Mapping[str, float | str] | None = None
+
+
+# An event as training reads it, a plain tuple (no object per row): event_id, type, cart_id,
+# at (integer microseconds since the epoch), cart_value, item_count, device_type,
+# shipping_speed, attributes (None unless asked for).
+EventRow = tuple[
+    str, str, str, int, float | None, int | None, str | None, str | None,
+    Mapping[str, float | str] | None,
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +192,10 @@ class EventStore(Protocol):
 
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
         """The retailer's events, oldest first."""
+
+    def event_rows(self, *, retailer_id: str, attributes: bool = False) -> Iterator[EventRow]:
+        """The retailer's events as plain tuples, in no particular order, read in batches (the
+        training path: no datetime or object per row); ``attributes``: include them."""
 
     def purchases(
         self, *, retailer_id: str, start: datetime, end: datetime

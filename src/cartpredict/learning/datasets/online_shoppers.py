@@ -27,7 +27,7 @@ from cartpredict.learning.evaluation import (
     evaluate,
 )
 from cartpredict.learning.fit import fit_logistic, sigmoid
-from cartpredict.models.features import FeatureSpec, centered, spec_for
+from cartpredict.models.features import FeatureSpec, centered, level_counts, spec_for
 from cartpredict.storage import Retailer
 
 NUMERIC = {
@@ -127,11 +127,16 @@ def _number(text: str) -> float:
 
 
 def feature_spec(train: Sequence[Session]) -> FeatureSpec:
-    base = spec_for(RETAILER, train, cart=False, min_level_count=MIN_LEVEL_COUNT)
+    counts = level_counts(RETAILER, train)
+    base = spec_for(RETAILER, level_counts=counts, cart=False, min_level_count=MIN_LEVEL_COUNT)
     others = [n for n in base.main_names() if n not in PAGE_VALUE and "=" not in n]
     pairs = [PAGE_VALUE] + [(pv, other) for pv in PAGE_VALUE for other in others]
     spec = spec_for(
-        RETAILER, train, cart=False, min_level_count=MIN_LEVEL_COUNT, interactions=pairs
+        RETAILER,
+        level_counts=counts,
+        cart=False,
+        min_level_count=MIN_LEVEL_COUNT,
+        interactions=pairs,
     )
     return centered(spec, train, RETAILER)
 

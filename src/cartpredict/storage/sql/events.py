@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Row, cast, extract, func, null, select
 
-from cartpredict.storage.base import EventConflict, NoSuchRetailer, StoredEvent
+from cartpredict.storage.base import EventConflict, EventRow, NoSuchRetailer, StoredEvent
 from cartpredict.storage.sql.session import IN_CHUNK, SqlSession, dialect_insert, living
 from cartpredict.storage.tables import events as events_table
 
+ROWS_PER_BATCH = 20_000  # training reads this many events at a time
 _EVENT_FIELDS = (
     "type", "cart_id", "at", "cart_value", "item_count", "device_type", "shipping_speed",
     "attributes",
@@ -63,6 +65,22 @@ class EventRows(SqlSession):
             ).all()
         return [_event(row) for row in rows]
 
+    def event_rows(self, *, retailer_id: str, attributes: bool = False) -> Iterator[EventRow]:
+        e = events_table.c
+        query = select(
+            e.event_id, e.type, e.cart_id, _micros(e.at, self._engine.dialect.name), e.cart_value,
+            e.item_count, e.device_type, e.shipping_speed, e.attributes if attributes else null(),
+        ).where(e.retailer_id == retailer_id)  # fmt: skip
+        with self._read(retailer_id) as conn:
+            # the driver's own cursor: plain tuples, no result row object per event
+            cursor = conn.execute(query).cursor
+            while batch := cursor.fetchmany(ROWS_PER_BATCH):
+                yield from (
+                    row if row[8] is None or not isinstance(row[8], str)
+                    else (*row[:8], json.loads(row[8]))  # SQLite hands JSON over as text
+                    for row in batch
+                )  # fmt: skip
+
     def purchases(
         self, *, retailer_id: str, start: datetime, end: datetime
     ) -> Sequence[tuple[str, datetime]]:
@@ -74,6 +92,15 @@ class EventRows(SqlSession):
                 )
             ).all()
         return [(r.cart_id, r.at) for r in rows]
+
+
+def _micros(at: Any, dialect: str) -> ColumnElement[int]:
+    """A timestamp as integer microseconds since the epoch, computed by the database (exact:
+    SQLite holds ``YYYY-MM-DD HH:MM:SS.ffffff`` text, PostgreSQL microseconds)."""
+    if dialect == "sqlite":
+        seconds = cast(func.strftime("%s", func.substr(at, 1, 19)), BigInteger)  # whole seconds
+        return seconds * 1_000_000 + cast(func.substr(at, 21, 6), BigInteger)
+    return cast(func.round(extract("epoch", at) * 1_000_000), BigInteger)
 
 
 def _differing(
