@@ -215,12 +215,31 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
         "shipping_speeds",
     ),
     (
-        "unknown speed offered",
+        "speed not an identifier",
         "POST",
         "/retailer",
-        {"json": retailer_spec("s2", shipping_speeds=["warp"]), "headers": OPERATOR},
+        {"json": retailer_spec("s2", shipping_speeds=["Warp Speed"]), "headers": OPERATOR},
         422,
         "shipping_speeds.0",
+    ),
+    (
+        "days of a speed not offered",
+        "POST",
+        "/retailer",
+        {"json": retailer_spec("s2", shipping_days={"economy": 7}), "headers": OPERATOR},
+        422,
+        "shipping_days",
+    ),
+    (
+        "negative delivery days",
+        "POST",
+        "/retailer",
+        {
+            "json": retailer_spec("s2", shipping_speeds=["economy"], shipping_days={"economy": -1}),
+            "headers": OPERATOR,
+        },
+        422,
+        "shipping_days.economy",
     ),
     (
         "repeated payment option",

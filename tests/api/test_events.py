@@ -183,3 +183,50 @@ def test_a_promoted_model_is_served_by_a_running_server_without_restart(sqlite_u
         assert info["kind"] == "retailer"
         assert set(info["weights"]) >= {"log_value", "log_inactivity", "device_mobile"}
         assert info["threshold"] == answer["threshold"]
+
+
+def test_a_retailer_with_speeds_of_its_own_onboards_sends_events_trains_and_is_predicted(
+    client: TestClient, database_url: str
+) -> None:
+    seed = {"retailer_id": "own", "requires_account": False, "payment_options": ["card"],
+            "shipping_speeds": ["standard", "express"], "pooled_learning": False}  # fmt: skip
+    sim = simulate(retailers=1, days=10, seed=6, carts_per_day=120, configs=[seed])
+    renamed = {"standard": "economy"}  # the simulator's standard, under the store's own name
+    config = {**seed, "shipping_speeds": ["economy", "express"], "shipping_days": {"economy": 7}}
+    created = client.post("/retailer", json=config, headers=OPERATOR)
+    assert created.status_code == 201, created.text
+    auth = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    events = []
+    for e in sim.events():
+        event = {k: v for k, v in e.items() if k != "retailer_id"}
+        if "shipping_speed" in event:
+            event["shipping_speed"] = renamed.get(event["shipping_speed"], event["shipping_speed"])
+        events.append(event)
+    for start in range(0, len(events), 5000):
+        batch = {"retailer_id": "own", "events": events[start : start + 5000]}
+        assert client.post("/events", json=batch, headers=auth).status_code == 200
+    as_of = sim.end + timedelta(days=1)
+    store = open_store(database_url)
+    try:
+        outcome = Trainer(store, clock=lambda: as_of).train_retailer("own", as_of=as_of)
+    finally:
+        store.close()
+    assert outcome.status == "promoted"
+    client.app.state.services.cache.clear()  # (a server would see the promotion in the feed)
+    body = cart("own", shipping_speed="economy", explain=True)
+    answer = client.post("/predict_cart", json=body, headers=auth).json()
+    assert answer["model_version"] == outcome.version_id
+    assert all(
+        answer["contributions"][f"ship_{s}"] == 0.0
+        for s in ("express", "overnight", "same_day", "pickup")
+    )  # economy: standard
+    refused = client.post("/predict_cart", json=cart("own", shipping_speed="standard"),
+                          headers=auth)  # fmt: skip
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "shipping_speed"
+    dropped = client.patch("/retailer/own", json={"shipping_speeds": ["express"]}, headers=auth)
+    assert dropped.status_code == 422
+    assert dropped.json()["error"]["details"][0]["field"] == "shipping_days.economy"
+    kept = client.get("/retailer/own", headers=auth).json()
+    assert kept["shipping_speeds"] == ["economy", "express"]
+    assert kept["shipping_days"] == {"economy": 7.0}

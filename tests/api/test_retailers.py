@@ -21,6 +21,7 @@ def test_create_returns_the_config_and_a_key_once(client: TestClient) -> None:
         "pooled_learning": False,
         "precision_target": 0.7,
         "attributes": [],
+        "shipping_days": {},
         "api_key": None,
         "last_updated": None,
     }
@@ -34,6 +35,8 @@ def test_get_returns_what_post_takes_plus_last_updated(client: TestClient) -> No
         pooled_learning=True,
         precision_target=0.8,
         attributes=[{"name": "coupon", "kind": "categorical"}],
+        shipping_speeds=["standard", "economy", "two_day"],
+        shipping_days={"economy": 7.0, "two_day": 2.0},
     )
     key = client.post("/retailer", json=spec, headers=OPERATOR).json()["api_key"]
     body = client.get("/retailer/store_1", headers={"Authorization": f"Bearer {key}"}).json()

@@ -51,7 +51,7 @@ def test_retailer_create_prints_the_config_and_a_working_key(
 
 def test_retailer_create_explains_bad_input(runner: CliRunner) -> None:
     result = runner.invoke(
-        main, ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "warp"]
+        main, ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "Warp!"]
     )
     assert result.exit_code == 1
     assert "shipping_speeds.0" in result.output

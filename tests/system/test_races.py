@@ -116,6 +116,9 @@ def erase_while_writing(server: Any, rid: str, pause_s: float) -> int:
     with ThreadPoolExecutor(3) as pool:
         writers = [pool.submit(send, w) for w in range(3)]
         started.wait()
+        deadline = time.monotonic() + 30
+        while not accepted and time.monotonic() < deadline:  # a busy machine starts slowly
+            time.sleep(0.005)
         time.sleep(pause_s)  # a few batches in, then erase
         assert server.delete(f"/retailer/{rid}", headers=OPERATOR).status_code == 204
         for future in writers:

@@ -83,7 +83,8 @@ def retailer() -> None:
     "shipping_speeds",
     multiple=True,
     required=True,
-    help="Repeat for each speed offered: standard, express, overnight, same_day, pickup",
+    help="Repeat for each speed offered: standard, express, overnight, same_day, pickup, or a "
+    "lower-case name of your own (its delivery days: PATCH shipping_days)",
 )
 @click.option("--pooled-learning/--no-pooled-learning", default=False, show_default=True)
 @click.option("--precision-target", type=float, default=0.70, show_default=True)

@@ -17,7 +17,13 @@ import numpy as np
 
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
-from cartpredict.models.features import FAST_SHIPPING, CartLike, FeatureSpec
+from cartpredict.models.features import (
+    SEED_SPEEDS,
+    CartLike,
+    FeatureSpec,
+    site_features,
+    speed_class,
+)
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.monitoring import drift
 from cartpredict.storage import Retailer
@@ -67,7 +73,7 @@ def design_matrix(spec: FeatureSpec, columns: CartColumns, retailer: Retailer) -
         inactivity = np.log1p(np.asarray(columns.inactivity_hours, dtype=float))
         below = np.asarray(columns.cart_value, dtype=float) < 20.0
         device = np.asarray(columns.device_type)
-        speed = np.asarray(columns.shipping_speed)
+        speed = _speed_classes(np.asarray(columns.shipping_speed), retailer)
         mobile = device == "mobile"
         cart_cols = [
             value,
@@ -84,11 +90,7 @@ def design_matrix(spec: FeatureSpec, columns: CartColumns, retailer: Retailer) -
             out[:, j] = col
             j += 1
     if spec.site:
-        site = (
-            1.0 if retailer.requires_account else 0.0,
-            float(len(retailer.payment_options)),
-            1.0 if FAST_SHIPPING & set(retailer.shipping_speeds) else 0.0,
-        )
+        site = site_features(retailer)
         for x in site:
             out[:, j] = x
             j += 1
@@ -141,6 +143,17 @@ def profile_of(columns: CartColumns) -> drift.Profile:
         values = np.asarray(getattr(columns, name)).astype(str)
         profile[name] = [int(np.count_nonzero(values == level)) for level in levels]
     return profile
+
+
+def _speed_classes(speeds: np.ndarray, retailer: Retailer) -> np.ndarray:
+    """``features.speed_class`` of each cart's speed (a retailer's own speeds mapped)."""
+    own = {str(s) for s in np.unique(speeds.astype(str))} - SEED_SPEEDS
+    if not own:
+        return speeds
+    mapped = speeds.astype(object).copy()
+    for speed in own:
+        mapped[speeds == speed] = speed_class(speed, retailer)
+    return mapped
 
 
 def _numeric(values: np.ndarray | None, n: int) -> np.ndarray:

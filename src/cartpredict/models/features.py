@@ -24,6 +24,11 @@ from typing import Any, Protocol
 from cartpredict.storage import Retailer
 
 FAST_SHIPPING = frozenset({"express", "overnight", "same_day"})
+SEED_SPEEDS = frozenset({"standard", "express", "overnight", "same_day", "pickup"})
+# A speed of the retailer's own counts as the seed's speed of its delivery days: at most this
+# many days is that class (more than 3 days, or no days given: standard).
+SPEED_CLASSES: tuple[tuple[float, str], ...] = ((0.0, "same_day"), (1.0, "overnight"),
+                                               (3.0, "express"))  # fmt: skip
 CART_FEATURES: tuple[str, ...] = (
     "log_value",
     "log_items",
@@ -64,11 +69,25 @@ def _slog(x: float) -> float:
     return math.copysign(math.log1p(abs(x)), x)
 
 
-def cart_features(cart: CartLike) -> list[float]:
+def speed_class(speed: str, retailer: Retailer) -> str:
+    """The seed's shipping speed a cart's speed counts as, so that every retailer's speeds
+    share the same features: the seed's five are themselves; a retailer's own speed (economy,
+    two_day, ...) is the class of its delivery days (``shipping_days``), or standard."""
+    if speed in SEED_SPEEDS:
+        return speed
+    days = dict(retailer.shipping_days).get(speed)
+    if days is None:
+        return "standard"
+    return next((name for most, name in SPEED_CLASSES if days <= most), "standard")
+
+
+def cart_features(cart: CartLike, retailer: Retailer) -> list[float]:
     value = math.log1p(cart.cart_value)
     inactivity = math.log1p(cart.inactivity_hours)
     below = 1.0 if cart.cart_value < 20.0 else 0.0
     device, speed = cart.device_type, cart.shipping_speed
+    if speed not in SEED_SPEEDS:
+        speed = speed_class(speed, retailer)
     mobile = 1.0 if device == "mobile" else 0.0
     return [
         value,
@@ -92,7 +111,9 @@ def site_features(retailer: Retailer) -> list[float]:
     return [
         1.0 if retailer.requires_account else 0.0,
         float(len(retailer.payment_options)),
-        1.0 if FAST_SHIPPING & set(retailer.shipping_speeds) else 0.0,
+        1.0
+        if any(speed_class(s, retailer) in FAST_SHIPPING for s in retailer.shipping_speeds)
+        else 0.0,
     ]
 
 
@@ -145,7 +166,7 @@ class FeatureSpec:
         )
 
     def row(self, cart: CartLike, retailer: Retailer) -> list[float]:
-        out: list[float] = cart_features(cart) if self.cart else []
+        out: list[float] = cart_features(cart, retailer) if self.cart else []
         if self.site:
             out += site_features(retailer)
         attrs = cart.attributes

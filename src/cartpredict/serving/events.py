@@ -81,6 +81,6 @@ def _stored(event: CartUpdated | Purchased, received_at: datetime) -> StoredEven
         cart_value=event.cart_value,
         item_count=event.item_count,
         device_type=event.device_type.value,
-        shipping_speed=event.shipping_speed.value,
+        shipping_speed=event.shipping_speed,
         attributes=dict(event.attributes),
     )

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
-from cartpredict.core.errors import RetailerExists, RetailerNotFound
+from cartpredict.core.errors import InvalidInput, RetailerExists, RetailerNotFound
 from cartpredict.serving.auth import hash_key, new_api_key
-from cartpredict.serving.schemas import RetailerCreate
+from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
 from cartpredict.storage import DuplicateRetailer, KeyStore, RegistryStore, Retailer, RetailerStore
@@ -24,12 +24,13 @@ def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
         retailer_id=spec.retailer_id,
         requires_account=spec.requires_account,
         payment_options=tuple(spec.payment_options),
-        shipping_speeds=tuple(s.value for s in spec.shipping_speeds),
+        shipping_speeds=tuple(spec.shipping_speeds),
         pooled_learning=spec.pooled_learning,
         precision_target=spec.precision_target,
         created_at=now,
         last_updated=now,
         attributes=tuple((a.name, a.kind.value) for a in spec.attributes),
+        shipping_days=tuple(spec.shipping_days.items()),
     )
 
 
@@ -66,6 +67,16 @@ class RetailerService:
         values = dict(changes)
         now = self._clock()
         before = self._store.get_retailer(retailer_id=retailer_id)
+        if before is not None:
+            speeds = values.get("shipping_speeds", before.shipping_speeds)
+            days = values.get("shipping_days", dict(before.shipping_days))
+            problems = days_problems(speeds, days)
+            if problems:
+                raise InvalidInput(
+                    f"{problems[0]['field']}: {problems[0]['reason']} (after this change); "
+                    "nothing was changed",
+                    details=problems,
+                )
         retailer = self._store.update_retailer(
             retailer_id=retailer_id, changes=values, updated_at=now
         )

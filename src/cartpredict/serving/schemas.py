@@ -7,6 +7,7 @@ rejects NaN and Infinity, and takes numbers and booleans only as JSON numbers an
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -21,12 +22,13 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from cartpredict.core.clock import rfc3339
-from cartpredict.core.vocabulary import DeviceType, ShippingSpeed
+from cartpredict.core.vocabulary import DeviceType
 from cartpredict.privacy.personal import not_personal
 from cartpredict.storage import Retailer
 
@@ -56,6 +58,16 @@ PaymentOption = Annotated[
     StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
     Field(examples=["credit_card"]),
 ]
+ShippingSpeedName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(
+        description="A lower-case identifier: the seed's standard, express, overnight, same_day "
+        "and pickup, or any of the retailer's own (economy, two_day, ...)",
+        examples=["standard"],
+    ),
+]
+DeliveryDays = Annotated[float, Field(ge=0, le=365)]
 Money = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
 Hours = Annotated[float, Field(strict=True, ge=0, le=24 * 366)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -107,8 +119,27 @@ PaymentOptions = Annotated[
     list[PaymentOption], Field(min_length=1, max_length=32), AfterValidator(_unique)
 ]
 ShippingSpeeds = Annotated[
-    list[ShippingSpeed], Field(min_length=1, max_length=len(ShippingSpeed)), AfterValidator(_unique)
+    list[ShippingSpeedName], Field(min_length=1, max_length=16), AfterValidator(_unique)
 ]
+ShippingDays = Annotated[
+    dict[ShippingSpeedName, DeliveryDays],
+    Field(
+        max_length=16,
+        description='Delivery days of some or all of shipping_speeds ({"economy": 7}): how '
+        "a speed of the retailer's own compares with others. The seed's five need none.",
+    ),
+]
+
+
+def days_problems(speeds: Sequence[str], days: Mapping[str, float]) -> list[dict[str, str]]:
+    """Delivery days given for a speed the retailer does not offer."""
+    return [
+        {"field": f"shipping_days.{speed}", "reason": "not one of shipping_speeds"}
+        for speed in days
+        if speed not in speeds
+    ]
+
+
 PrecisionTarget = Annotated[
     float,
     Field(
@@ -126,6 +157,7 @@ class RetailerCreate(_Request):
     requires_account: StrictBool
     payment_options: PaymentOptions
     shipping_speeds: ShippingSpeeds
+    shipping_days: ShippingDays = Field(default_factory=dict)
     pooled_learning: StrictBool = Field(
         False, description="Opt in to the pooled model shared (as weights only) across retailers"
     )
@@ -135,6 +167,18 @@ class RetailerCreate(_Request):
         description="Custom cart attributes the model should use (numeric or categorical)",
     )
 
+    @field_validator("shipping_days")
+    @classmethod
+    def _days_of_offered_speeds(
+        cls, days: dict[str, float], info: ValidationInfo
+    ) -> dict[str, float]:
+        speeds = info.data.get("shipping_speeds")
+        if speeds is not None:  # (invalid speeds are reported on their own)
+            for problem in days_problems(speeds, days):
+                raise ValueError(f"'{problem['field'].split('.', 1)[1]}' is not one of "
+                                 "shipping_speeds")  # fmt: skip
+        return days
+
 
 class RetailerUpdate(_Request):
     """Any subset of the settable fields; ``retailer_id`` cannot change."""
@@ -142,6 +186,7 @@ class RetailerUpdate(_Request):
     requires_account: StrictBool | None = None
     payment_options: PaymentOptions | None = None
     shipping_speeds: ShippingSpeeds | None = None
+    shipping_days: ShippingDays | None = None
     pooled_learning: StrictBool | None = None
     precision_target: PrecisionTarget | None = None
     attributes: AttributeSpecs | None = None
@@ -168,7 +213,8 @@ class RetailerPublic(BaseModel):
     retailer_id: str
     requires_account: bool
     payment_options: list[str]
-    shipping_speeds: list[ShippingSpeed]
+    shipping_speeds: list[str]
+    shipping_days: dict[str, float]
     pooled_learning: bool
     precision_target: float
     attributes: list[AttributeSpec]
@@ -183,6 +229,7 @@ def retailer_public(retailer: Retailer) -> dict[str, Any]:
         "requires_account": retailer.requires_account,
         "payment_options": list(retailer.payment_options),
         "shipping_speeds": list(retailer.shipping_speeds),
+        "shipping_days": dict(retailer.shipping_days),
         "pooled_learning": retailer.pooled_learning,
         "precision_target": retailer.precision_target,
         "attributes": [{"name": n, "kind": k} for n, k in retailer.attributes],
@@ -215,7 +262,7 @@ class CartIn(_Request):
     item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
     inactivity_hours: Hours = Field(description="Hours since the last cart activity")
     device_type: DeviceType
-    shipping_speed: ShippingSpeed = Field(description="One of the retailer's shipping_speeds")
+    shipping_speed: ShippingSpeedName = Field(description="One of the retailer's shipping_speeds")
     attributes: AttributeValues = Field(default_factory=dict)
     cart_id: OpaqueId | None = Field(
         None,
@@ -324,7 +371,7 @@ class CartUpdated(_Request):
     cart_value: Money
     item_count: Annotated[StrictInt, Field(ge=0, le=100_000)]
     device_type: DeviceType
-    shipping_speed: ShippingSpeed
+    shipping_speed: ShippingSpeedName
     attributes: AttributeValues = Field(default_factory=dict)
 
 

@@ -38,6 +38,7 @@ class Retailer:
     created_at: datetime
     last_updated: datetime
     attributes: tuple[tuple[str, str], ...] = ()  # (name, "numeric" | "categorical")
+    shipping_days: tuple[tuple[str, float], ...] = ()  # (speed, delivery days), where known
 
     def attribute_kinds(self) -> dict[str, str]:
         return dict(self.attributes)

@@ -20,10 +20,11 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    text,
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 ID_LENGTH = 64
 
@@ -68,6 +69,7 @@ retailers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("attributes", JSON, nullable=False, default=list),
+    Column("shipping_days", JSON, nullable=False, default=dict, server_default=text("'{}'")),
 )
 
 api_keys = Table(

@@ -20,6 +20,7 @@ _RETAILER_COLUMNS = (
     "pooled_learning",
     "precision_target",
     "attributes",
+    "shipping_days",
 )
 
 
@@ -98,6 +99,8 @@ def _retailer_values(values: Mapping[str, Any]) -> dict[str, Any]:
             else {"name": a[0], "kind": a[1]}
             for a in out["attributes"]
         ]
+    if "shipping_days" in out:
+        out["shipping_days"] = dict(out["shipping_days"])
     return out
 
 
@@ -112,4 +115,5 @@ def _retailer(row: Row[Any]) -> Retailer:
         created_at=row.created_at,
         last_updated=row.updated_at,
         attributes=tuple((a["name"], a["kind"]) for a in row.attributes or ()),
+        shipping_days=tuple((s, float(d)) for s, d in (row.shipping_days or {}).items()),
     )
