@@ -108,12 +108,14 @@ def cart_features(cart: CartLike, retailer: Retailer) -> list[float]:
 
 
 def site_features(retailer: Retailer) -> list[float]:
+    speeds = retailer.shipping_speeds
+    fast = not FAST_SHIPPING.isdisjoint(speeds) or any(
+        speed_class(s, retailer) in FAST_SHIPPING for s in speeds if s not in SEED_SPEEDS
+    )  # (the seed's speeds are their own class: only a store's own speeds need mapping)
     return [
         1.0 if retailer.requires_account else 0.0,
         float(len(retailer.payment_options)),
-        1.0
-        if any(speed_class(s, retailer) in FAST_SHIPPING for s in retailer.shipping_speeds)
-        else 0.0,
+        1.0 if fast else 0.0,
     ]
 
 
