@@ -185,22 +185,34 @@ def test_a_promoted_model_is_served_by_a_running_server_without_restart(sqlite_u
         assert info["threshold"] == answer["threshold"]
 
 
-def test_a_retailer_with_speeds_of_its_own_onboards_sends_events_trains_and_is_predicted(
+def test_a_yen_store_with_speeds_of_its_own_onboards_sends_events_trains_and_is_predicted(
     client: TestClient, database_url: str
 ) -> None:
     seed = {"retailer_id": "own", "requires_account": False, "payment_options": ["card"],
             "shipping_speeds": ["standard", "express"], "pooled_learning": False}  # fmt: skip
     sim = simulate(retailers=1, days=10, seed=6, carts_per_day=120, configs=[seed])
     renamed = {"standard": "economy"}  # the simulator's standard, under the store's own name
-    config = {**seed, "shipping_speeds": ["economy", "express"], "shipping_days": {"economy": 7}}
+    config = {**seed, "shipping_speeds": ["economy", "express"], "shipping_days": {"economy": 7},
+              "currency": "JPY"}  # fmt: skip
     created = client.post("/retailer", json=config, headers=OPERATOR)
     assert created.status_code == 201, created.text
+    # $20 and $60 at the dated table's 157.25 yen to the dollar, to two figures
+    assert created.json()["baseline_threshold"] == 3100.0
+    assert created.json()["typical_cart_value"] == 9400.0
     auth = {"Authorization": f"Bearer {created.json()['api_key']}"}
+    rule = client.get("/retailer/own/model", headers=auth).json()
+    assert rule["kind"] == "baseline"
+    assert rule["description"] == "abandoned when cart_value < 3100 JPY"
+    untrained = client.post("/predict_cart", json=cart("own", cart_value=3000.0,
+                            shipping_speed="economy"), headers=auth).json()  # fmt: skip
+    assert untrained["prediction"] == "abandoned"  # below ¥3,100, where $3,000 would not be
     events = []
     for e in sim.events():
         event = {k: v for k, v in e.items() if k != "retailer_id"}
         if "shipping_speed" in event:
             event["shipping_speed"] = renamed.get(event["shipping_speed"], event["shipping_speed"])
+        if "cart_value" in event:
+            event["cart_value"] = round(event["cart_value"] * 157.25)  # the same carts, in yen
         events.append(event)
     for start in range(0, len(events), 5000):
         batch = {"retailer_id": "own", "events": events[start : start + 5000]}
@@ -213,9 +225,10 @@ def test_a_retailer_with_speeds_of_its_own_onboards_sends_events_trains_and_is_p
         store.close()
     assert outcome.status == "promoted"
     client.app.state.services.cache.clear()  # (a server would see the promotion in the feed)
-    body = cart("own", shipping_speed="economy", explain=True)
+    body = cart("own", shipping_speed="economy", cart_value=2500.0, explain=True)
     answer = client.post("/predict_cart", json=body, headers=auth).json()
     assert answer["model_version"] == outcome.version_id
+    assert answer["contributions"]["below_threshold"] != 0.0  # ¥2,500 < ¥3,100
     assert all(
         answer["contributions"][f"ship_{s}"] == 0.0
         for s in ("express", "overnight", "same_day", "pickup")

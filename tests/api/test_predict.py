@@ -45,12 +45,12 @@ def test_until_a_model_is_trained_the_baseline_rule_serves(
 def test_the_baseline_fits_each_side_of_the_rule() -> None:
     values = [5.0] * 90 + [50.0] * 90
     abandoned = [True] * 81 + [False] * 9 + [True] * 45 + [False] * 45
-    rule = BaselineRule(prior_strength=0).fit(values, abandoned)
-    assert rule.p_abandoned(5.0) == pytest.approx(0.9)
-    assert rule.p_abandoned(50.0) == pytest.approx(0.5)
-    shrunk = BaselineRule(prior=0.7, prior_strength=10).fit([5.0], [False])
-    assert shrunk.p_abandoned(5.0) == pytest.approx(7 / 11)
-    assert shrunk.p_abandoned(50.0) == pytest.approx(0.7)
+    rule = BaselineRule(prior_strength=0).fit(values, abandoned, threshold=20.0)
+    assert rule.p_abandoned_below_ == pytest.approx(0.9)
+    assert rule.p_abandoned_above_ == pytest.approx(0.5)
+    shrunk = BaselineRule(prior=0.7, prior_strength=10).fit([5.0], [False], threshold=20.0)
+    assert shrunk.p_abandoned_below_ == pytest.approx(7 / 11)
+    assert shrunk.p_abandoned_above_ == pytest.approx(0.7)
 
 
 def test_batch_answers_one_prediction_per_cart_in_order(client: TestClient) -> None:

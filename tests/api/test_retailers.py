@@ -22,6 +22,9 @@ def test_create_returns_the_config_and_a_key_once(client: TestClient) -> None:
         "precision_target": 0.7,
         "attributes": [],
         "shipping_days": {},
+        "currency": "USD",
+        "baseline_threshold": 20.0,
+        "typical_cart_value": 60.0,
         "api_key": None,
         "last_updated": None,
     }
@@ -37,11 +40,47 @@ def test_get_returns_what_post_takes_plus_last_updated(client: TestClient) -> No
         attributes=[{"name": "coupon", "kind": "categorical"}],
         shipping_speeds=["standard", "economy", "two_day"],
         shipping_days={"economy": 7.0, "two_day": 2.0},
+        currency="EUR",
+        baseline_threshold=18.0,
+        typical_cart_value=70.0,
     )
     key = client.post("/retailer", json=spec, headers=OPERATOR).json()["api_key"]
     body = client.get("/retailer/store_1", headers={"Authorization": f"Bearer {key}"}).json()
     assert RFC3339_UTC.match(body.pop("last_updated"))
     assert body == spec
+
+
+def test_a_currency_converts_the_baseline_and_typical_cart_once_or_takes_the_stores_own(
+    client: TestClient,
+) -> None:
+    def create(rid: str, **fields: object) -> tuple[int, dict]:
+        response = client.post("/retailer", json=retailer_spec(rid, **fields), headers=OPERATOR)
+        return response.status_code, response.json()
+
+    status, yen = create("yen", currency="JPY")
+    assert status == 201
+    assert (yen["baseline_threshold"], yen["typical_cart_value"]) == (3100.0, 9400.0)
+    status, own = create("own_amounts", currency="JPY", baseline_threshold=2000.0)
+    assert (own["baseline_threshold"], own["typical_cart_value"]) == (2000.0, 9400.0)
+    status, unknown = create("unknown", currency="XAU")  # not in the rate table
+    assert status == 422
+    assert unknown["error"]["details"][0]["field"] == "currency"
+    assert "baseline_threshold and typical_cart_value" in unknown["error"]["details"][0]["reason"]
+    status, given = create("given", currency="XAU", baseline_threshold=0.01,
+                           typical_cart_value=0.03)  # fmt: skip
+    assert status == 201 and given["currency"] == "XAU"
+    for bad in ({"currency": "usd"}, {"currency": "DOLLARS"}, {"baseline_threshold": 0},
+                {"typical_cart_value": -5.0}, {"baseline_threshold": "20"}):  # fmt: skip
+        status, body = create("bad", **bad)
+        assert status == 422, bad
+        assert body["error"]["details"][0]["field"] == next(iter(bad))
+    auth = {"Authorization": f"Bearer {yen['api_key']}"}
+    changed = client.patch("/retailer/yen", json={"baseline_threshold": 2500.0}, headers=auth)
+    assert changed.status_code == 200 and changed.json()["baseline_threshold"] == 2500.0
+    fixed = client.patch("/retailer/yen", json={"currency": "USD"}, headers=auth)
+    assert fixed.status_code == 422
+    assert fixed.json()["error"]["details"][0]["field"] == "currency"
+    assert client.get("/retailer/yen", headers=auth).json()["currency"] == "JPY"
 
 
 def test_operator_reads_any_retailer(client: TestClient) -> None:

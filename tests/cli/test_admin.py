@@ -49,6 +49,31 @@ def test_retailer_create_prints_the_config_and_a_working_key(
     assert key_works(sqlite_url, "store_9", created["api_key"])
 
 
+def test_retailer_create_takes_delivery_days_and_a_currency(runner: CliRunner) -> None:
+    result = runner.invoke(
+        main,
+        [
+            "retailer", "create", "yen_store", "--payment-option", "card",
+            "--shipping-speed", "economy", "--shipping-speed", "express",
+            "--shipping-days", "economy:7", "--currency", "JPY",
+            "--typical-cart-value", "8000",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert created["shipping_days"] == {"economy": 7.0}
+    assert (created["currency"], created["baseline_threshold"]) == ("JPY", 3100.0)
+    assert created["typical_cart_value"] == 8000.0
+    for bad, names in ((["--shipping-days", "economy"], "SPEED:DAYS"),
+                       (["--shipping-days", "pickup:1"], "shipping_days"),
+                       (["--currency", "XAU"], "currency")):  # fmt: skip
+        args = ["retailer", "create", "s2", "--payment-option", "card",
+                "--shipping-speed", "economy", *bad]  # fmt: skip
+        refused = runner.invoke(main, args)
+        assert refused.exit_code != 0 and names in refused.output, refused.output
+        assert "Traceback" not in refused.output
+
+
 def test_retailer_create_explains_bad_input(runner: CliRunner) -> None:
     result = runner.invoke(
         main, ["retailer", "create", "s", "--payment-option", "card", "--shipping-speed", "Warp!"]

@@ -183,3 +183,15 @@ def test_online_shoppers_needs_both_files() -> None:
     result = CliRunner().invoke(main, ["evaluate", "--dataset", "online-shoppers"])
     assert result.exit_code == 2
     assert "--train FILE and --test FILE" in result.output
+
+
+def test_evaluate_on_the_curved_truth_says_so() -> None:
+    args = ["evaluate", "--retailers", "3", "--days", "6", "--seed", "1", "--truth", "curved",
+            "--json"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output[result.output.index("{") :])
+    assert figures["context"]["truth"] == "curved"
+    assert figures["models"]["oracle"]["auc_pr_purchased"] > 0
+    bad = CliRunner().invoke(main, ["evaluate", "--truth", "wiggly"])
+    assert bad.exit_code == 2 and "wiggly" in bad.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -72,15 +72,21 @@ SPECS = [
         centers=(("log_value", 3.9), ("views:log", 1.1), ("views:pos", 0.4)),
     ),
     FeatureSpec(cart=False, numeric=("views", "absent"), categorical=(("missing", ("x",)),)),
+    FeatureSpec(version=1),  # models stored before the current feature set
+    FeatureSpec(version=1, site=True),
+    FeatureSpec(value_unit=60 / 9400, low_value=3100.0),  # a yen store's own model
 ]
+YEN_STORE = replace(RETAILER, currency="JPY", baseline_threshold=3100.0, typical_cart_value=9400.0)
 
 
 def test_the_design_matrix_is_the_rows_stacked() -> None:
     carts = random_carts(500, seed=3)
     columns = CartColumns.from_carts(carts)
     for spec in SPECS:
-        expected = np.array([spec.row(c, RETAILER) for c in carts])
-        np.testing.assert_allclose(design_matrix(spec, columns, RETAILER), expected, rtol=1e-12)
+        for retailer in (RETAILER, YEN_STORE):
+            expected = np.array([spec.row(c, retailer) for c in carts])
+            got = design_matrix(spec, columns, retailer)
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_probabilities_match_the_served_model() -> None:

@@ -289,3 +289,42 @@ def test_default_simulation_is_fast() -> None:
     events = sum(1 for _ in simulate(seed=1).events())
     assert events > 0
     assert time.perf_counter() - began < 5.0
+
+
+# --- the second truth ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curved() -> Simulation:
+    return simulate(truth="curved")
+
+
+def test_the_curved_truth_keeps_the_carts_and_changes_only_who_buys(
+    sim: Simulation, curved: Simulation
+) -> None:
+    assert [(c.cart_id, c.at, c.cart_value, c.device_type) for c in curved.carts[:500]] == [
+        (c.cart_id, c.at, c.cart_value, c.device_type) for c in sim.carts[:500]
+    ]
+    assert [c.p_convert for c in curved.carts] != [c.p_convert for c in sim.carts]
+    assert 0.65 <= abandonment(curved.carts) <= 0.75
+    with pytest.raises(ValueError, match="truth"):
+        simulate(truth="linear")
+
+
+def test_under_the_curved_truth_value_rises_then_falls(curved: Simulation) -> None:
+    def bought(low: float, high: float) -> float:
+        return 1 - abandonment([c for c in curved.carts if low <= c.cart_value < high])
+
+    cheap, middle, dear = bought(0, 15), bought(60, 150), bought(800, 1e9)
+    assert middle > cheap + 0.05 and middle > dear + 0.05
+
+
+def test_under_the_curved_truth_an_account_hurts_mobile_shoppers_most(curved: Simulation) -> None:
+    account = {r["retailer_id"] for r in curved.retailers if r["requires_account"]}
+
+    def cost_of_an_account(device: str) -> float:
+        mine = [c for c in curved.carts if c.device_type == device]
+        required = abandonment([c for c in mine if c.retailer_id in account])
+        return required - abandonment([c for c in mine if c.retailer_id not in account])
+
+    assert cost_of_an_account("mobile") > cost_of_an_account("desktop") + 0.08

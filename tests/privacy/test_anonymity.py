@@ -103,8 +103,7 @@ def model(
         train_end=DAY0, n_train=n_train, threshold=0.5,
         metrics={"n_test_carts": 40, "candidate": {"auc_pr_purchased": 0.5}}
         if metrics is None else metrics,
-        model={"kind": "logistic", "features": {"cart": True, "site": False, "numeric": [],
-               "categorical": {}, "interactions": [], "centers": {}},
+        model={"kind": "logistic", "features": FeatureSpec(cart=True).to_dict(),
                "intercept": 5.0, "threshold": 0.5,
                "weights": {n: 0.0 for n in FeatureSpec(cart=True).names()} | {"log_value": -1.5}},
         profile=profile,

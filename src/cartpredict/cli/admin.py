@@ -84,7 +84,27 @@ def retailer() -> None:
     multiple=True,
     required=True,
     help="Repeat for each speed offered: standard, express, overnight, same_day, pickup, or a "
-    "lower-case name of your own (its delivery days: PATCH shipping_days)",
+    "lower-case name of your own (give its delivery days with --shipping-days)",
+)
+@click.option(
+    "--shipping-days",
+    "shipping_days",
+    multiple=True,
+    metavar="SPEED:DAYS",
+    help="Delivery days of one of the speeds, e.g. --shipping-days economy:7 (repeatable)",
+)
+@click.option(
+    "--currency", default="USD", show_default=True, help="ISO 4217 code of the store's currency"
+)
+@click.option(
+    "--baseline-threshold",
+    type=float,
+    help="The baseline rule's threshold in the currency [default: $20 converted]",
+)
+@click.option(
+    "--typical-cart-value",
+    type=float,
+    help="A typical cart in the currency (e.g. the median) [default: $60 converted]",
 )
 @click.option("--pooled-learning/--no-pooled-learning", default=False, show_default=True)
 @click.option("--precision-target", type=float, default=0.70, show_default=True)
@@ -103,6 +123,10 @@ def retailer_create(
     pooled_learning: bool,
     precision_target: float,
     attributes: tuple[str, ...],
+    shipping_days: tuple[str, ...],
+    currency: str,
+    baseline_threshold: float | None,
+    typical_cart_value: float | None,
 ) -> None:
     """Create RETAILER_ID and print it with its API key (shown only this once)."""
     from cartpredict.serving.schemas import RetailerCreate, retailer_public
@@ -120,6 +144,10 @@ def retailer_create(
                 {"name": name, "kind": kind}
                 for name, _, kind in (a.partition(":") for a in attributes)
             ],
+            "shipping_days": dict(_speed_days(s) for s in shipping_days),
+            "currency": currency,
+            **({} if baseline_threshold is None else {"baseline_threshold": baseline_threshold}),
+            **({} if typical_cart_value is None else {"typical_cart_value": typical_cart_value}),
         },
     )
     settings = _settings()
@@ -127,6 +155,15 @@ def retailer_create(
     with _opened(settings) as svc:
         created, key = svc.retailers.create(spec)
     _echo_json(retailer_public(created) | {"api_key": key})
+
+
+def _speed_days(text: str) -> tuple[str, float]:
+    speed, _, days = text.partition(":")
+    try:
+        return speed, float(days)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give SPEED:DAYS, e.g. economy:7",
+                                 param_hint="--shipping-days") from None  # fmt: skip
 
 
 @retailer.command("rotate-key")

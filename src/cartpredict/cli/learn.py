@@ -109,6 +109,13 @@ def _fmt(value: float | None) -> str:
 @click.option("--days", default=14, show_default=True, type=click.IntRange(2, 365))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
+    "--truth",
+    type=click.Choice(["logistic", "curved"]),
+    default="logistic",
+    show_default=True,
+    help="simulated: how purchase depends on the cart (curved: not logistic in our features)",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Write report.json, PNG plots and index.html here",
@@ -123,6 +130,7 @@ def evaluate(
     retailers: int,
     days: int,
     seed: int,
+    truth: str,
     out: Path | None,
     as_json: bool,
 ) -> None:
@@ -147,7 +155,7 @@ def evaluate(
         from cartpredict.ops.experiments import simulated_evaluation
 
         report, outcomes = simulated_evaluation(
-            retailers=retailers, days=days, seed=seed,
+            retailers=retailers, days=days, seed=seed, truth=truth,
             progress=_progress("training"),
         )  # fmt: skip
         if not as_json:

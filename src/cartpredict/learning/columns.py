@@ -18,6 +18,9 @@ import numpy as np
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.features import (
+    LOG_REFERENCE_CART,
+    LOG_THREE_HOURS,
+    LOG_TWO_ITEMS,
     SEED_SPEEDS,
     CartLike,
     FeatureSpec,
@@ -68,17 +71,25 @@ def design_matrix(spec: FeatureSpec, columns: CartColumns, retailer: Retailer) -
     n = len(columns)
     out = np.empty((n, len(spec.names())), dtype=float)
     j = 0
+    device = np.asarray(columns.device_type)
     if spec.cart:
-        value = np.log1p(np.asarray(columns.cart_value, dtype=float))
+        unit, low = spec.scale(retailer)
+        raw = np.asarray(columns.cart_value, dtype=float)
+        value = np.log1p(raw * unit)
+        items = np.log1p(np.asarray(columns.item_count, dtype=float))
         inactivity = np.log1p(np.asarray(columns.inactivity_hours, dtype=float))
-        below = np.asarray(columns.cart_value, dtype=float) < 20.0
-        device = np.asarray(columns.device_type)
+        below = raw < low
         speed = _speed_classes(np.asarray(columns.shipping_speed), retailer)
         mobile = device == "mobile"
+        squares = [] if spec.version == 1 else [(value - LOG_REFERENCE_CART) ** 2]
+        item_squares = [] if spec.version == 1 else [(items - LOG_TWO_ITEMS) ** 2]
         cart_cols = [
             value,
-            np.log1p(np.asarray(columns.item_count, dtype=float)),
+            *squares,
+            items,
+            *item_squares,
             inactivity,
+            *([] if spec.version == 1 else [(inactivity - LOG_THREE_HOURS) ** 2]),
             below,
             *(device == level for level in DEVICE_LEVELS),
             *(speed == level for level in SPEED_LEVELS),
@@ -94,6 +105,10 @@ def design_matrix(spec: FeatureSpec, columns: CartColumns, retailer: Retailer) -
         for x in site:
             out[:, j] = x
             j += 1
+        if spec.version != 1:  # features.SITE_PRODUCTS: device x requires_account
+            for level in ("mobile", "tablet"):
+                out[:, j] = (device == level) * site[0]
+                j += 1
     for attr in spec.numeric:
         values = _numeric(columns.attributes.get(attr), n)
         out[:, j] = np.copysign(np.log1p(np.abs(values)), values)
@@ -127,7 +142,7 @@ def score(model: ServedModel, columns: CartColumns, retailer: Retailer) -> np.nd
     if isinstance(model, LogisticModel):
         return p_abandoned(model, columns, retailer)
     if isinstance(model, BaselineRule):
-        below = np.asarray(columns.cart_value, dtype=float) < model.value_threshold
+        below = np.asarray(columns.cart_value, dtype=float) < model.threshold_for(retailer)
         return np.where(below, model.p_abandoned_below_, model.p_abandoned_above_)
     raise TypeError(f"no column-at-a-time scoring for {type(model).__name__}")
 

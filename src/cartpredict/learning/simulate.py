@@ -57,6 +57,20 @@ Purchase
       inactivity a cheap cart that has not been bought is almost surely dead, a big cart
       may still be bought.
 
+A second truth (``truth="curved"``)
+    The same retailers, carts, delays and oracle, but ``η`` is not logistic in the product's
+    features, so an evaluation on it does not flatter a model built for the first truth:
+
+    * value has an inverted-U effect: ``β_v·ln(v/60) − κ·ln(v/v*)²`` with the peak ``v*``
+      at $90 (very cheap carts are browsing, very dear ones are comparison shopping);
+    * items have diminishing, then no returns: ``β_n·min(n, 3)``;
+    * requiring an account hurts mobile shoppers most (typing a password on a phone): the
+      account shift is ``−0.85`` on mobile, ``−0.45`` on tablet and ``−0.10`` elsewhere,
+      instead of one ``β_acct`` for all;
+    * the rest (device, speed, payment options, express offered, retailer effects) as above.
+
+    Values in :data:`CURVED`; its intercept keeps abandonment near 70 %.
+
 Oracle
     For a snapshot ``L`` hours after ``at`` (0 ≤ L < 24), with ``F(x) = 1 − exp(−x/μ)``::
 
@@ -137,6 +151,18 @@ COEFFICIENTS: dict[str, float] = {
     "payment_option": 0.08,  # per option beyond the first
     "express_offered": 0.10,
 }
+# The second truth (``truth="curved"``): what replaces the value, items and account terms.
+CURVED: dict[str, float] = {
+    "intercept": -0.90,
+    "value_peak": 90.0,  # v*: the value purchased most readily
+    "value_curvature": 0.22,  # κ, per ln(v / v*)²
+    "items_per_item": 0.12,  # per item, up to ITEMS_CAP
+    "items_cap": 3.0,
+    "account_mobile": -0.85,
+    "account_tablet": -0.45,
+    "account_other": -0.10,
+}
+TRUTHS = ("logistic", "curved")
 DELAY_BASE_H = 4.0  # mean purchase delay of a $60 cart
 DELAY_VALUE_EXPONENT = 0.6
 DELAY_BOUNDS_H = (0.25, 72.0)
@@ -254,21 +280,39 @@ def conversion_probability(
     items: np.ndarray,
     device: Sequence[str],
     speed: Sequence[str],
+    *,
+    truth: str = "logistic",
 ) -> np.ndarray:
     """``p_convert`` of carts of one retailer (``device``/``speed``: names, one per cart)."""
     c = COEFFICIENTS
-    eta: np.ndarray = np.asarray(c["intercept"] + effect.intercept + _site_logit(retailer))
-    eta = eta + (c["log_value"] + effect.log_value_slope) * np.log(np.asarray(value) / MEDIAN_VALUE)
-    eta = eta + c["log_items"] * np.log(items)
+    log_value = np.log(np.asarray(value, dtype=float) / MEDIAN_VALUE)
+    if truth == "logistic":  # (terms in this order: a seed's draws stay what they were)
+        site = _site_logit(retailer, account=c["requires_account"])
+        eta: np.ndarray = np.asarray(c["intercept"] + effect.intercept + site)
+        eta = eta + (c["log_value"] + effect.log_value_slope) * log_value
+        eta = eta + c["log_items"] * np.log(items)
+    elif truth == "curved":
+        k = CURVED
+        peak = np.log(np.asarray(value, dtype=float) / k["value_peak"])
+        eta = np.asarray(k["intercept"] + effect.intercept + _site_logit(retailer, account=0.0))
+        eta = eta + (c["log_value"] + effect.log_value_slope) * log_value
+        eta = eta - k["value_curvature"] * peak**2
+        eta = eta + k["items_per_item"] * np.minimum(np.asarray(items, float), k["items_cap"])
+        if retailer["requires_account"]:
+            shift = {"mobile": k["account_mobile"], "tablet": k["account_tablet"]}
+            eta = eta + np.array([shift.get(d, k["account_other"]) for d in device])
+    else:
+        raise ValueError(f"truth must be one of {', '.join(TRUTHS)}")
     eta = eta + np.array([c[f"device_{d}"] for d in device], dtype=float)
     eta = eta + np.array([c[f"speed_{s}"] for s in speed], dtype=float)
     return np.asarray(1.0 / (1.0 + np.exp(-eta)))
 
 
-def _site_logit(retailer: dict) -> float:
+def _site_logit(retailer: dict, *, account: float) -> float:
+    """The site's terms, with ``account`` the shift for requiring an account."""
     c = COEFFICIENTS
     return float(
-        c["requires_account"] * retailer["requires_account"]
+        account * retailer["requires_account"]
         + c["payment_option"] * (len(retailer["payment_options"]) - 1)
         + c["express_offered"] * ("express" in retailer["shipping_speeds"])
     )
@@ -282,12 +326,16 @@ def simulate(
     seed: int = 0,
     start: datetime | None = None,
     configs: Sequence[dict] = (),
+    truth: str = "logistic",
 ) -> Simulation:
     """Draw ``retailers`` retailers and ``days`` days of their carts (see module docstring).
 
     ``configs`` replaces the first retailers' drawn site configs with given ones (same keys);
     their size and hidden effects are still drawn, so the rest of the simulation is unchanged.
+    ``truth``: how purchase depends on the cart, ``logistic`` or ``curved`` (module docstring).
     """
+    if truth not in TRUTHS:
+        raise ValueError(f"truth must be one of {', '.join(TRUTHS)}")
     if retailers < 1 or days < 1 or carts_per_day <= 0:
         raise ValueError("retailers and days must be >= 1 and carts_per_day > 0")
     if start is not None and start.utcoffset() is None:
@@ -305,7 +353,7 @@ def simulate(
             config = {**config, **given[index]}
         drawn.append(config)
         effects[config["retailer_id"]] = effect
-        carts.extend(_draw_carts(rng, config, effect, rate * days, begin, days))
+        carts.extend(_draw_carts(rng, config, effect, rate * days, begin, days, truth))
     carts.sort(key=lambda cart: (cart.at, cart.retailer_id, cart.cart_id))
     return Simulation(drawn, carts, begin, begin + timedelta(days=days), effects)
 
@@ -357,6 +405,7 @@ def _draw_carts(
     expected: float,
     begin: datetime,
     days: int,
+    truth: str,
 ) -> list[SimulatedCart]:
     offsets = _draw_arrival_seconds(rng, expected, days)
     n = len(offsets)
@@ -366,7 +415,7 @@ def _draw_carts(
     speeds = retailer["shipping_speeds"]
     weights = np.array([SPEED_WEIGHTS[s] for s in speeds])
     speed = [speeds[k] for k in rng.choice(len(speeds), size=n, p=weights / weights.sum())]
-    p = conversion_probability(retailer, effect, value, items, device, speed)
+    p = conversion_probability(retailer, effect, value, items, device, speed, truth=truth)
     mean_h = delay_mean_hours(value)
     delay_h = draw_purchase_delays(rng, p, mean_h)
     delay_s = np.ceil(np.where(np.isfinite(delay_h), delay_h, 0.0) * 3600).astype(np.int64)

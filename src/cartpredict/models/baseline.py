@@ -1,4 +1,5 @@
-"""The seed's baseline as an estimator: predict ``abandoned`` for every cart below $20.
+"""The seed's baseline as an estimator: predict ``abandoned`` for every cart below $20 (in the
+retailer's currency: its ``baseline_threshold``, $20 converted at onboarding or its own).
 
 Its probability is honest: P(abandoned) is the abandonment rate observed on the cart's side of
 the rule. Unfitted, both sides carry the best public prior, Baymard Institute's average
@@ -24,7 +25,7 @@ class BaselineRule:
 
     def __init__(
         self,
-        value_threshold: float = 20.0,
+        value_threshold: float | None = None,
         prior: float = BAYMARD_ABANDONMENT_RATE,
         prior_strength: float = 10.0,
     ) -> None:
@@ -34,12 +35,23 @@ class BaselineRule:
         self.p_abandoned_below_ = prior
         self.p_abandoned_above_ = prior
 
-    def fit(self, cart_values: Collection[float], abandoned: Collection[bool]) -> BaselineRule:
+    def threshold_for(self, retailer: Retailer) -> float:
+        """The threshold in ``retailer``'s currency: the rule's own when it was given one,
+        else the retailer's ``baseline_threshold`` ($20 converted, or its own choice)."""
+        if self.value_threshold is not None:
+            return self.value_threshold
+        return retailer.baseline_threshold
+
+    def fit(
+        self, cart_values: Collection[float], abandoned: Collection[bool], *, threshold: float
+    ) -> BaselineRule:
+        """Abandonment rates below and above ``threshold`` (the retailer's, see
+        ``threshold_for``)."""
         if len(cart_values) != len(abandoned):
             raise ValueError("cart_values and abandoned differ in length")
         counts = {True: [0, 0], False: [0, 0]}  # side -> [carts, abandoned]
         for value, outcome in zip(cart_values, abandoned, strict=True):
-            side = counts[value < self.value_threshold]
+            side = counts[value < threshold]
             side[0] += 1
             side[1] += bool(outcome)
         return self.fit_counts(below=counts[True], above=counts[False])
@@ -54,12 +66,6 @@ class BaselineRule:
         k = self.prior_strength
         return (abandoned + k * self.prior) / (carts + k)
 
-    def predicts_abandoned(self, cart_value: float) -> bool:
-        return cart_value < self.value_threshold
-
-    def p_abandoned(self, cart_value: float) -> float:
-        below = self.predicts_abandoned(cart_value)
-        return self.p_abandoned_below_ if below else self.p_abandoned_above_
-
     def score(self, cart: CartLike, retailer: Retailer) -> Score:
-        return Score(self.p_abandoned(cart.cart_value), self.predicts_abandoned(cart.cart_value))
+        below = cart.cart_value < self.threshold_for(retailer)
+        return Score(self.p_abandoned_below_ if below else self.p_abandoned_above_, below)

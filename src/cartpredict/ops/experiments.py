@@ -98,11 +98,14 @@ def simulated_evaluation(
     days: int = 14,
     seed: int = 0,
     carts_per_day: float = 150.0,
+    truth: str = "logistic",
     progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
 ) -> tuple[EvaluationReport, list[Outcome]]:
-    """Simulate, store in a throwaway SQLite database, train, and score every retailer's
-    newest carts with the served models, the pooled model, the baseline and the oracle."""
-    sim = simulate(retailers=retailers, days=days, seed=seed, carts_per_day=carts_per_day)
+    """Simulate (``truth``: the simulator's purchase model), store in a throwaway SQLite
+    database, train, and score every retailer's newest carts with the served models, the
+    pooled model, the baseline and the oracle."""
+    sim = simulate(retailers=retailers, days=days, seed=seed, carts_per_day=carts_per_day,
+                   truth=truth)  # fmt: skip
     as_of = sim.end + timedelta(days=1)  # every 24 h window has closed
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'simulation.db'}"
@@ -111,13 +114,13 @@ def simulated_evaluation(
         try:
             load_simulation(sim, store, now=as_of)
             outcomes = Trainer(store, clock=lambda: as_of, progress=progress).run(as_of=as_of)
-            report = _score(sim, store, as_of)
+            report = _score(sim, store, as_of, truth)
         finally:
             store.close()
     return report, outcomes
 
 
-def _score(sim: Simulation, store: Store, as_of: datetime) -> EvaluationReport:
+def _score(sim: Simulation, store: Store, as_of: datetime, truth: str) -> EvaluationReport:
     registry = ModelRegistry(store)
     carts = {(c.retailer_id, c.cart_id): c for c in sim.carts}
     pooled_version = store.served_version(scope=POOLED_SCOPE)
@@ -144,7 +147,9 @@ def _score(sim: Simulation, store: Store, as_of: datetime) -> EvaluationReport:
             continue
         served = registry.served_model(retailer)
         baseline = BaselineRule().fit(
-            [r.cart_value for r in split.train], [not r.purchased for r in split.train]
+            [r.cart_value for r in split.train],
+            [not r.purchased for r in split.train],
+            threshold=retailer.baseline_threshold,
         )
         sim_carts = [carts[(retailer.retailer_id, r.cart_id)] for r in split.test]
         levels = np.array([r.inactivity_hours for r in split.test])
@@ -189,6 +194,7 @@ def _score(sim: Simulation, store: Store, as_of: datetime) -> EvaluationReport:
         n_train=n_train,
         context={
             "data": "simulated",
+            "truth": truth,
             "retailers": len(sim.retailers),
             "days": (sim.end - sim.start).days,
             "window": f"{sim.start:%Y-%m-%d} to {sim.end:%Y-%m-%d}",

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
 from cartpredict.core.errors import InvalidInput, RetailerExists, RetailerNotFound
+from cartpredict.serving import currency
 from cartpredict.serving.auth import hash_key, new_api_key
 from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
@@ -31,6 +32,11 @@ def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
         last_updated=now,
         attributes=tuple((a.name, a.kind.value) for a in spec.attributes),
         shipping_days=tuple(spec.shipping_days.items()),
+        currency=spec.currency,
+        baseline_threshold=spec.baseline_threshold
+        or currency.from_usd(currency.BASELINE_USD, spec.currency),
+        typical_cart_value=spec.typical_cart_value
+        or currency.from_usd(currency.TYPICAL_CART_USD, spec.currency),
     )
 
 

@@ -30,6 +30,7 @@ from pydantic import (
 from cartpredict.core.clock import rfc3339
 from cartpredict.core.vocabulary import DeviceType
 from cartpredict.privacy.personal import not_personal
+from cartpredict.serving import currency
 from cartpredict.storage import Retailer
 
 MAX_BATCH = 1000
@@ -68,7 +69,21 @@ ShippingSpeedName = Annotated[
     ),
 ]
 DeliveryDays = Annotated[float, Field(ge=0, le=365)]
-Money = Annotated[float, Field(strict=True, ge=0, le=10_000_000)]
+Money = Annotated[
+    float,
+    Field(strict=True, ge=0, le=1e11, description="In the retailer's currency"),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(
+        description="ISO 4217 code of the currency every amount of this retailer is in",
+        examples=["USD", "JPY"],
+    ),
+]
+PositiveMoney = Annotated[
+    float, Field(strict=True, gt=0, le=1e11, description="In the retailer's currency")
+]
 Hours = Annotated[float, Field(strict=True, ge=0, le=24 * 366)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -166,6 +181,28 @@ class RetailerCreate(_Request):
         default_factory=list,
         description="Custom cart attributes the model should use (numeric or categorical)",
     )
+    baseline_threshold: PositiveMoney | None = Field(
+        None,
+        description="The baseline rule's threshold: a cart below it is called abandoned. "
+        "Default: $20 converted once, at onboarding, with the service's dated rate table",
+    )
+    typical_cart_value: PositiveMoney | None = Field(
+        None,
+        description="A typical cart of this store (its median is a good choice): the pooled "
+        "model sees values relative to it. Default: $60 converted as baseline_threshold is",
+    )
+    currency: Currency = Field("USD", validate_default=True)  # (after the amounts it needs)
+
+    @field_validator("currency")
+    @classmethod
+    def _convertible(cls, code: str, info: ValidationInfo) -> str:
+        given = [info.data.get(k) for k in ("baseline_threshold", "typical_cart_value")]
+        if not currency.known(code) and None in given:
+            raise ValueError(
+                f"no rate for {code} in the service's table of {currency.rates_date()}: give "
+                f"baseline_threshold and typical_cart_value in {code}"
+            )
+        return code
 
     @field_validator("shipping_days")
     @classmethod
@@ -190,6 +227,18 @@ class RetailerUpdate(_Request):
     pooled_learning: StrictBool | None = None
     precision_target: PrecisionTarget | None = None
     attributes: AttributeSpecs | None = None
+    baseline_threshold: PositiveMoney | None = None
+    typical_cart_value: PositiveMoney | None = None
+    currency: Currency | None = Field(
+        None, description="Fixed at onboarding: the retailer's carts and models are in it"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _fixed(cls, value: str) -> str:
+        raise ValueError(
+            "the currency is fixed at onboarding (stored carts and trained models are in it)"
+        )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -218,6 +267,9 @@ class RetailerPublic(BaseModel):
     pooled_learning: bool
     precision_target: float
     attributes: list[AttributeSpec]
+    currency: str
+    baseline_threshold: float
+    typical_cart_value: float
     last_updated: datetime = Field(description="RFC 3339, UTC")
 
 
@@ -233,6 +285,9 @@ def retailer_public(retailer: Retailer) -> dict[str, Any]:
         "pooled_learning": retailer.pooled_learning,
         "precision_target": retailer.precision_target,
         "attributes": [{"name": n, "kind": k} for n, k in retailer.attributes],
+        "currency": retailer.currency,
+        "baseline_threshold": retailer.baseline_threshold,
+        "typical_cart_value": retailer.typical_cart_value,
         "last_updated": rfc3339(retailer.last_updated),
     }
 

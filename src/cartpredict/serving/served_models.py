@@ -35,7 +35,8 @@ class ModelService:
                 "retailer_id": retailer_id,
                 "model_version": rule.version,
                 "kind": "baseline",
-                "description": f"abandoned when cart_value < {rule.value_threshold:g}",
+                "description": f"abandoned when cart_value < {rule.threshold_for(retailer):g} "
+                f"{retailer.currency}",
                 "threshold": None,
                 "intercept": None,
                 "weights": None,

@@ -39,6 +39,9 @@ class Retailer:
     last_updated: datetime
     attributes: tuple[tuple[str, str], ...] = ()  # (name, "numeric" | "categorical")
     shipping_days: tuple[tuple[str, float], ...] = ()  # (speed, delivery days), where known
+    currency: str = "USD"  # ISO 4217; every money field of the retailer's carts is in it
+    baseline_threshold: float = 20.0  # the baseline rule's "below this means abandoned"
+    typical_cart_value: float = 60.0  # what the pooled model sees as a typical cart
 
     def attribute_kinds(self) -> dict[str, str]:
         return dict(self.attributes)

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 ID_LENGTH = 64
 
@@ -70,6 +70,9 @@ retailers = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("attributes", JSON, nullable=False, default=list),
     Column("shipping_days", JSON, nullable=False, default=dict, server_default=text("'{}'")),
+    Column("currency", String(3), nullable=False, server_default=text("'USD'")),
+    Column("baseline_threshold", Float, nullable=False, server_default=text("20.0")),
+    Column("typical_cart_value", Float, nullable=False, server_default=text("60.0")),
 )
 
 api_keys = Table(

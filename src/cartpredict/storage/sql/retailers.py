@@ -21,6 +21,9 @@ _RETAILER_COLUMNS = (
     "precision_target",
     "attributes",
     "shipping_days",
+    "currency",
+    "baseline_threshold",
+    "typical_cart_value",
 )
 
 
@@ -116,4 +119,7 @@ def _retailer(row: Row[Any]) -> Retailer:
         last_updated=row.updated_at,
         attributes=tuple((a["name"], a["kind"]) for a in row.attributes or ()),
         shipping_days=tuple((s, float(d)) for s, d in (row.shipping_days or {}).items()),
+        currency=row.currency,
+        baseline_threshold=float(row.baseline_threshold),
+        typical_cart_value=float(row.typical_cart_value),
     )
