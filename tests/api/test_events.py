@@ -185,14 +185,17 @@ def test_a_promoted_model_is_served_by_a_running_server_without_restart(sqlite_u
         assert info["threshold"] == answer["threshold"]
 
 
+ECONOMY = "international_economy_ground_svc"  # a store's own speed, as long as a name may be
+
+
 def test_a_yen_store_with_speeds_of_its_own_onboards_sends_events_trains_and_is_predicted(
     client: TestClient, database_url: str
 ) -> None:
     seed = {"retailer_id": "own", "requires_account": False, "payment_options": ["card"],
             "shipping_speeds": ["standard", "express"], "pooled_learning": False}  # fmt: skip
     sim = simulate(retailers=1, days=10, seed=6, carts_per_day=120, configs=[seed])
-    renamed = {"standard": "economy"}  # the simulator's standard, under the store's own name
-    config = {**seed, "shipping_speeds": ["economy", "express"], "shipping_days": {"economy": 7},
+    renamed = {"standard": ECONOMY}  # the simulator's standard, under the store's own name
+    config = {**seed, "shipping_speeds": [ECONOMY, "express"], "shipping_days": {ECONOMY: 7},
               "currency": "JPY"}  # fmt: skip
     created = client.post("/retailer", json=config, headers=OPERATOR)
     assert created.status_code == 201, created.text
@@ -204,7 +207,7 @@ def test_a_yen_store_with_speeds_of_its_own_onboards_sends_events_trains_and_is_
     assert rule["kind"] == "baseline"
     assert rule["description"] == "abandoned when cart_value < 3100 JPY"
     untrained = client.post("/predict_cart", json=cart("own", cart_value=3000.0,
-                            shipping_speed="economy"), headers=auth).json()  # fmt: skip
+                            shipping_speed=ECONOMY), headers=auth).json()  # fmt: skip
     assert untrained["prediction"] == "abandoned"  # below ¥3,100, where $3,000 would not be
     events = []
     for e in sim.events():
@@ -225,8 +228,10 @@ def test_a_yen_store_with_speeds_of_its_own_onboards_sends_events_trains_and_is_
         store.close()
     assert outcome.status == "promoted"
     client.app.state.services.cache.clear()  # (a server would see the promotion in the feed)
-    body = cart("own", shipping_speed="economy", cart_value=2500.0, explain=True)
+    body = cart("own", shipping_speed=ECONOMY, cart_value=2500.0, explain=True, cart_id="c-9")
     answer = client.post("/predict_cart", json=body, headers=auth).json()
+    services = client.app.state.services
+    assert services.recorder.flush(services.store) == 1  # a long speed name fits the log
     assert answer["model_version"] == outcome.version_id
     assert answer["contributions"]["below_threshold"] != 0.0  # ¥2,500 < ¥3,100
     assert all(
@@ -239,7 +244,7 @@ def test_a_yen_store_with_speeds_of_its_own_onboards_sends_events_trains_and_is_
     assert refused.json()["error"]["details"][0]["field"] == "shipping_speed"
     dropped = client.patch("/retailer/own", json={"shipping_speeds": ["express"]}, headers=auth)
     assert dropped.status_code == 422
-    assert dropped.json()["error"]["details"][0]["field"] == "shipping_days.economy"
+    assert dropped.json()["error"]["details"][0]["field"] == "shipping_days." + ECONOMY
     kept = client.get("/retailer/own", headers=auth).json()
-    assert kept["shipping_speeds"] == ["economy", "express"]
-    assert kept["shipping_days"] == {"economy": 7.0}
+    assert kept["shipping_speeds"] == [ECONOMY, "express"]
+    assert kept["shipping_days"] == {ECONOMY: 7.0}

@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
+SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
 
@@ -114,7 +115,7 @@ events = Table(
     Column("cart_value", Float),
     Column("item_count", Integer),
     Column("device_type", String(16)),
-    Column("shipping_speed", String(16)),
+    Column("shipping_speed", String(SPEED_LENGTH)),
     Column("attributes", JSON),
     Index("ix_events_retailer_at", "retailer_id", "at"),
     Index("ix_events_received_at", "received_at"),  # retention purges by time of receipt
@@ -172,7 +173,7 @@ prediction_log = Table(
     Column("cart_value", Float, nullable=False),
     Column("item_count", Integer, nullable=False),
     Column("device_type", String(16), nullable=False),
-    Column("shipping_speed", String(16), nullable=False),
+    Column("shipping_speed", String(SPEED_LENGTH), nullable=False),
     Index("ix_prediction_log_retailer_at", "retailer_id", "at"),
     Index("ix_prediction_log_at", "at"),  # retention purges by time
 )
