@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +14,6 @@ from tests.support.databases import PG_ADMIN_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = ROOT.parent / "shared" / "peer"
-PEER_MODEL = Path("/tmp/peer-model")
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -22,10 +21,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 def test_the_benchmark_runs_and_reports_every_server(
     tmp_path: Path, postgres_admin: object
 ) -> None:
-    if not (PEER / "naive_fastapi.py").exists() or not shutil.which("wrk"):
-        pytest.skip("needs the peer rig beside the project and wrk (see benchmarks/README.md)")
-    if not (PEER_MODEL / "lr_weights.json").exists():
-        pytest.skip(f"needs the peer model: run {PEER / 'train_model.py'} --out {PEER_MODEL}")
+    if not (PEER / "naive_fastapi.py").exists():
+        missing = f"needs the peer rig at {PEER} (see benchmarks/README.md)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)  # in CI the smoke test must run
+        pytest.skip(missing)
+    # (benchmarks/run.py installs wrk and the peers' environment, and trains their model, when
+    # this machine has not got them yet)
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--retailers", "5", "--days", "3",

@@ -13,7 +13,7 @@ import click
 from cartpredict.core.settings import Settings
 
 # What `pip install 'cartpredict[learn]'` adds (import names); serving and admin need none.
-LEARNING_PACKAGES = ("numpy", "scipy", "sklearn", "matplotlib", "tqdm", "dask")
+LEARNING_PACKAGES = ("numpy", "scipy", "sklearn", "matplotlib", "tqdm", "dask", "threadpoolctl")
 
 
 def _settings() -> Settings:
