@@ -122,6 +122,9 @@ def test_the_lane_and_the_framework_give_the_same_answers(pair: Pair) -> None:
             shipping_speed=rng.choice(["standard", "express"]),
             explain=i % 7 == 0,
         )
+        if i % 3:  # a named cart gets a decision
+            body["cart_id"] = f"c-{rng.randint(0, 60)}"
+            body["contactable"] = bool(i % 5)
         if rid == "own" and i % 2:
             body["attributes"] = {"page_views": rng.randint(0, 40), "channel": "email"}
         response, by_lane = pair.both(json=body, headers=keys[rid])

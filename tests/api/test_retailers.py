@@ -6,6 +6,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from cartpredict.decisions.policy import DEFAULT_POLICY
+from cartpredict.serving.policies import default_policy
 from tests.support.factories import OPERATOR, create_retailer, make_settings, retailer_spec
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -25,6 +27,8 @@ def test_create_returns_the_config_and_a_key_once(client: TestClient) -> None:
         "currency": "USD",
         "baseline_threshold": 20.0,
         "typical_cart_value": 60.0,
+        "recovery_policy": DEFAULT_POLICY.to_dict(),
+        "policy_version": 1,
         "api_key": None,
         "last_updated": None,
     }
@@ -47,6 +51,8 @@ def test_get_returns_what_post_takes_plus_last_updated(client: TestClient) -> No
     key = client.post("/retailer", json=spec, headers=OPERATOR).json()["api_key"]
     body = client.get("/retailer/store_1", headers={"Authorization": f"Bearer {key}"}).json()
     assert RFC3339_UTC.match(body.pop("last_updated"))
+    assert body.pop("policy_version") == 1
+    assert body.pop("recovery_policy") == default_policy("EUR").to_dict()  # costs in euros
     assert body == spec
 
 

@@ -58,6 +58,7 @@ def populate(svc: Any, retailer_id: str) -> None:
     svc.store.add_model_version(version=version)
     svc.store.set_served(scope=retailer_id, version_id=version.version_id, action="promote",
                          at=NOW)  # fmt: skip
+    svc.store.set_budget_cutoff(retailer_id=retailer_id, policy_version=1, cutoff=0.5, at=NOW)
 
 
 @pytest.fixture
@@ -234,6 +235,9 @@ def exercise_tenant_methods(svc: Any, rid: str) -> None:
     store.prediction_counts(retailer_id=rid, start=NOW.date(), end=later.date())
     store.add_prediction_counts(counts=[(rid, later.date(), later, {"carts": 1})], at=later)
     store.purchases(retailer_id=rid, start=NOW.replace(hour=0), end=later)
+    store.budget_cutoff(retailer_id=rid)
+    store.set_budget_cutoff(retailer_id=rid, policy_version=1, cutoff=0.7, at=later)
+    store.policy_versions(retailer_id=rid, since=NOW)
     rows = store.daily_stats(retailer_id=rid, start=NOW.date(), end=later.date())
     store.put_daily_stats(retailer_id=rid, days=rows)
     store.add_api_key(retailer_id=rid, key_hash="f" * 64, created_at=later)

@@ -19,3 +19,12 @@ class ShippingSpeed(StrEnum):
     overnight = "overnight"
     same_day = "same_day"
     pickup = "pickup"
+
+
+class Channel(StrEnum):
+    """Where a retention action reaches the shopper (the first three need consent)."""
+
+    email = "email"
+    sms = "sms"
+    push = "push"
+    onsite = "onsite"

@@ -9,7 +9,7 @@ prior with a retailer's own outcomes, shrunk toward it by ``prior_strength`` pse
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from cartpredict.models.base import Score
 from cartpredict.models.features import CartLike
@@ -65,6 +65,13 @@ class BaselineRule:
     def _rate(self, carts: int, abandoned: int) -> float:
         k = self.prior_strength
         return (abandoned + k * self.prior) / (carts + k)
+
+    def score_over_inactivity(
+        self, cart: CartLike, retailer: Retailer
+    ) -> tuple[Score, Callable[[float], float]]:
+        """The rule does not look at inactivity."""
+        score = self.score(cart, retailer)
+        return score, lambda hours: score.p_abandoned
 
     def score(self, cart: CartLike, retailer: Retailer) -> Score:
         below = cart.cart_value < self.threshold_for(retailer)

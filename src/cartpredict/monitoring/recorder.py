@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cartpredict.monitoring import tally
-from cartpredict.storage import PredictionStore, ScoredCart
+from cartpredict.storage import Decided, PredictionStore, ScoredCart
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ MAX_BUFFERED = 100_000
 BATCH = 5_000  # rows per insert statement
 YIELD_EVERY = 500  # rows counted between two offers of the GIL to the serving thread
 
-Row = tuple[str, datetime, str | None, str, float, bool, float, int, str, str]
+Row = tuple[str, datetime, str | None, str, float, bool, float, int, str, str, Decided | None]
 
 
 class PredictionRecorder:
@@ -68,11 +68,12 @@ class PredictionRecorder:
         item_count: int,
         device_type: str,
         shipping_speed: str,
+        decision: Decided | None = None,
     ) -> None:
         """On the request path: one tuple appended; everything else happens in ``flush``."""
         self._buffer.append(
             (retailer_id, self._clock(), cart_id, model_version, p_abandoned, abandoned,
-             cart_value, item_count, device_type, shipping_speed)
+             cart_value, item_count, device_type, shipping_speed, decision)
         )  # fmt: skip
         if len(self._buffer) > self._max:
             self._buffer.popleft()
@@ -121,7 +122,7 @@ class PredictionRecorder:
         return written
 
     def _count(self, row: Row) -> None:
-        retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed = row
+        retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed, _ = row
         key = (retailer_id, at.date())
         figures = self._counts.get(key)
         if figures is None:

@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
 from cartpredict.monitoring import tally
+from cartpredict.monitoring.budget import BudgetStore, update_cutoffs
 from cartpredict.monitoring.recorder import PredictionRecorder
-from cartpredict.storage import DailyStats, EventStore, PredictionStore, ScoredCart
+from cartpredict.storage import DailyStats, EventStore, ScoredCart
 
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
@@ -32,8 +33,9 @@ FINAL_AFTER = OUTCOME_WINDOW + LATE_EVENTS  # after a day ends: final, never com
 CLOCK_SKEW = timedelta(minutes=2)
 
 
-class RollupStore(PredictionStore, EventStore, Protocol):
-    """What the rollup reads and writes: predictions, their purchases, the daily rows."""
+class RollupStore(BudgetStore, EventStore, Protocol):
+    """What the rollup reads and writes: predictions, their purchases, the daily rows, the
+    budgets' cut-offs."""
 
 
 def day_figures(
@@ -123,9 +125,13 @@ def rollup(store: RollupStore, *, as_of: datetime) -> int:
 
 
 def rollup_now(store: RollupStore, recorder: PredictionRecorder, *, clock: Clock) -> int:
-    """A running server's rollup: what this process has buffered is written first."""
+    """A running server's rollup: what this process has buffered is written first; then the
+    daily stats, and the budgets' cut-offs from the decisions logged."""
     recorder.flush(store)
-    return rollup(store, as_of=clock())
+    now = clock()
+    written = rollup(store, as_of=now)
+    update_cutoffs(store, as_of=now)
+    return written
 
 
 def _days(first: date, last: date) -> Iterable[date]:

@@ -6,16 +6,38 @@ not yet know their retailer), so a load that raced with a change is not stored o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cartpredict.decisions.policy import RecoveryPolicy
 from cartpredict.models import ServedModel
+from cartpredict.serving.policies import policy_of
 from cartpredict.storage import Retailer
 
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
+    """A retailer as served: its configuration, its model, its recovery policy in force (parsed
+    once per load) and the secret that assigns its carts to groups."""
+
     retailer: Retailer
     model: ServedModel
+    budget: tuple[int, float] | None = None  # (policy version, cut-off), see monitoring.budget
+    policy: RecoveryPolicy = field(init=False)
+    salt: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", policy_of(self.retailer))
+        # (every stored retailer has a random salt; a record made in memory may have none)
+        salt = self.retailer.assignment_salt or self.retailer.retailer_id
+        object.__setattr__(self, "salt", salt.encode())
+
+    @property
+    def cutoff(self) -> float | None:
+        """The budget's cut-off, if one was computed under the policy in force."""
+        budget = self.budget
+        if budget is None or budget[0] != self.retailer.policy_version:
+            return None
+        return budget[1]
 
 
 class TenantCache:

@@ -11,8 +11,10 @@ from cartpredict.core.errors import InvalidInput
 from cartpredict.monitoring.metrics import Metrics
 from cartpredict.monitoring.recorder import PredictionRecorder
 from cartpredict.serving.cache import Tenant
+from cartpredict.serving.decisions import Decider
 from cartpredict.serving.retailers import cart_problems
 from cartpredict.serving.schemas import CartIn
+from cartpredict.storage import Decided
 
 
 class Predictor:
@@ -20,10 +22,14 @@ class Predictor:
     (metrics) and logs them for the daily stats (recorder)."""
 
     def __init__(
-        self, metrics: Metrics | None = None, recorder: PredictionRecorder | None = None
+        self,
+        metrics: Metrics | None = None,
+        recorder: PredictionRecorder | None = None,
+        decider: Decider | None = None,
     ) -> None:
         self._metrics = metrics
         self._recorder = recorder
+        self._decider = decider or Decider()
 
     def predict(self, tenant: Tenant, cart: CartIn) -> dict[str, Any]:
         out = self._score(tenant, cart, "")
@@ -57,10 +63,15 @@ class Predictor:
 
     def _record(self, cart: CartIn, out: Mapping[str, Any]) -> None:
         assert self._recorder is not None
+        d = out["decision"]
+        decided = None if d is None else Decided(
+            d["policy_version"], d["group"], d["action"], d["held_out"], d["send_after_hours"],
+            d["expected_gain"], d["reason"],
+        )  # fmt: skip
         self._recorder.record(
             cart.retailer_id, cart.cart_id, out["model_version"],
             out["abandonment_probability"], out["prediction"] == "abandoned",
-            cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
+            cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed, decided,
         )  # fmt: skip
 
     def _score(self, tenant: Tenant, cart: CartIn, field_prefix: str) -> dict[str, Any]:
@@ -71,7 +82,10 @@ class Predictor:
                 problems[0]["field"] + ": " + problems[0]["reason"], details=problems
             )
         model = tenant.model
-        p_abandoned, abandoned = model.score(cart, retailer)
+        if cart.cart_id is None:
+            (p_abandoned, abandoned), curve = model.score(cart, retailer), None
+        else:
+            (p_abandoned, abandoned), curve = model.score_over_inactivity(cart, retailer)
         out: dict[str, Any] = {
             "prediction": "abandoned" if abandoned else "purchased",
             "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
@@ -79,6 +93,9 @@ class Predictor:
             "abandonment_probability": round(p_abandoned, 6),
             "model_version": model.version,
             "threshold": model.threshold,
+            "decision": None
+            if curve is None
+            else self._decider.decide(tenant, cart, p_abandoned, curve).to_dict(),
         }
         if cart.explain:
             explain = getattr(model, "contributions", None)

@@ -6,6 +6,7 @@ Callers have already decided the caller may act on the retailer (see ``auth.Prin
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from cartpredict.core.clock import Clock
 from cartpredict.core.errors import InvalidInput, RetailerExists, RetailerNotFound
 from cartpredict.serving import currency
 from cartpredict.serving.auth import hash_key, new_api_key
+from cartpredict.serving.policies import default_policy
 from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
@@ -21,6 +23,11 @@ from cartpredict.storage import DuplicateRetailer, KeyStore, RegistryStore, Reta
 
 
 def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
+    policy = (
+        default_policy(spec.currency).to_dict()
+        if spec.recovery_policy is None
+        else spec.recovery_policy.to_plain()
+    )
     return Retailer(
         retailer_id=spec.retailer_id,
         requires_account=spec.requires_account,
@@ -37,6 +44,9 @@ def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
         or currency.from_usd(currency.BASELINE_USD, spec.currency),
         typical_cart_value=spec.typical_cart_value
         or currency.from_usd(currency.TYPICAL_CART_USD, spec.currency),
+        recovery_policy=policy,
+        policy_version=1,
+        assignment_salt=secrets.token_hex(16),
     )
 
 

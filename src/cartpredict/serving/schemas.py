@@ -28,9 +28,10 @@ from pydantic import (
 )
 
 from cartpredict.core.clock import rfc3339
-from cartpredict.core.vocabulary import DeviceType
+from cartpredict.core.vocabulary import Channel, DeviceType
 from cartpredict.privacy.personal import not_personal
 from cartpredict.serving import currency
+from cartpredict.serving.policies import policy_of
 from cartpredict.storage import Retailer
 
 MAX_BATCH = 1000
@@ -155,6 +156,67 @@ def days_problems(speeds: Sequence[str], days: Mapping[str, float]) -> list[dict
     ]
 
 
+# --- recovery policy -------------------------------------------------------------------------
+
+ActionName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(description="A lower-case identifier, unique in the policy, never 'none'",
+          examples=["reminder_email"]),
+]  # fmt: skip
+Share = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+class ActionIn(_Request):
+    name: ActionName
+    channel: Channel
+    cost: Annotated[float, Field(strict=True, ge=0, le=1e9)] = Field(
+        description="Per action taken, in the retailer's currency"
+    )
+    discount: Annotated[float, Field(strict=True, ge=0, lt=1)] = Field(
+        description="Share of the cart's value given away when the cart is bought"
+    )
+    recovery_rate: Share | None = Field(
+        None, description="Share of otherwise-lost carts it recovers (default: the channel's prior)"
+    )
+    decay_per_hour: Share | None = Field(
+        None, description="Share of that rate lost per hour of delay (default: the channel's)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _not_none(cls, name: str) -> str:
+        if name == "none":
+            raise ValueError("'none' means no action: name the action otherwise")
+        return name
+
+
+def _unique_actions(actions: list[ActionIn]) -> list[ActionIn]:
+    names = [a.name for a in actions]
+    if len(set(names)) != len(names):
+        raise ValueError("action names must be unique")
+    return actions
+
+
+class RecoveryPolicyIn(_Request):
+    margin: Annotated[float, Field(strict=True, gt=0, le=1)] = Field(
+        description="Share of a cart's value kept when it is bought"
+    )
+    control_share: Annotated[float, Field(strict=True, ge=0.01, le=0.5)] = Field(
+        description="Share of carts held out as a control group"
+    )
+    max_action_share: Annotated[float, Field(strict=True, gt=0, le=1)] | None = Field(
+        None, description="Act on at most this share of carts, those of highest expected gain"
+    )
+    actions: Annotated[list[ActionIn], Field(max_length=16), AfterValidator(_unique_actions)]
+
+    def to_plain(self) -> dict[str, Any]:
+        """As stored: optional action fields only when given."""
+        out = self.model_dump(mode="json")
+        out["actions"] = [a.model_dump(mode="json", exclude_none=True) for a in self.actions]
+        return out
+
+
 PrecisionTarget = Annotated[
     float,
     Field(
@@ -192,6 +254,9 @@ class RetailerCreate(_Request):
         "model sees values relative to it. Default: $60 converted as baseline_threshold is",
     )
     currency: Currency = Field("USD", validate_default=True)  # (after the amounts it needs)
+    recovery_policy: RecoveryPolicyIn | None = Field(
+        None, description="Margin, actions, control share (default: the documented policy)"
+    )
 
     @field_validator("currency")
     @classmethod
@@ -232,6 +297,9 @@ class RetailerUpdate(_Request):
     currency: Currency | None = Field(
         None, description="Fixed at onboarding: the retailer's carts and models are in it"
     )
+    recovery_policy: RecoveryPolicyIn | None = Field(
+        None, description="Replaces the whole policy; every change makes a new policy version"
+    )
 
     @field_validator("currency")
     @classmethod
@@ -255,7 +323,10 @@ class RetailerUpdate(_Request):
 
     def changes(self) -> dict[str, object]:
         """The given fields as plain JSON values (enums as strings, attributes as objects)."""
-        return self.model_dump(mode="json", include=self.model_fields_set)
+        out = self.model_dump(mode="json", include=self.model_fields_set)
+        if self.recovery_policy is not None:
+            out["recovery_policy"] = self.recovery_policy.to_plain()
+        return out
 
 
 class RetailerPublic(BaseModel):
@@ -270,6 +341,8 @@ class RetailerPublic(BaseModel):
     currency: str
     baseline_threshold: float
     typical_cart_value: float
+    recovery_policy: RecoveryPolicyIn
+    policy_version: int
     last_updated: datetime = Field(description="RFC 3339, UTC")
 
 
@@ -288,6 +361,8 @@ def retailer_public(retailer: Retailer) -> dict[str, Any]:
         "currency": retailer.currency,
         "baseline_threshold": retailer.baseline_threshold,
         "typical_cart_value": retailer.typical_cart_value,
+        "recovery_policy": policy_of(retailer).to_dict(),
+        "policy_version": retailer.policy_version,
         "last_updated": rfc3339(retailer.last_updated),
     }
 
@@ -325,6 +400,25 @@ class CartIn(_Request):
         "stats match this prediction with the cart's purchase",
     )
     explain: StrictBool = Field(False, description="Also return per-feature contributions")
+    contactable: StrictBool = Field(
+        False,
+        description="The shopper consented to messages (email, SMS, push); without it only "
+        "on-site actions are decided. No personal data is sent or stored either way",
+    )
+
+
+class DecisionOut(BaseModel):
+    action: str = Field(description='The action to take, or "none"')
+    group: Literal["treatment", "control"] = Field(
+        description="Fixed by the cart id: the same on every call and every worker"
+    )
+    held_out: str = Field(description="For a control cart, the action it would have had")
+    send_after_hours: float = Field(
+        description="Hours after the last activity to act; equal to inactivity_hours: now"
+    )
+    expected_gain: float = Field(description="Expected gain of the action, in the currency")
+    reason: Literal["control", "gain", "no_gain", "not_contactable", "budget", "no_policy"]
+    policy_version: int
 
 
 class PredictionOut(BaseModel):
@@ -343,6 +437,9 @@ class PredictionOut(BaseModel):
         None,
         description='With "explain": true: weight x value per feature (log-odds of abandonment),'
         " plus the intercept",
+    )
+    decision: DecisionOut | None = Field(
+        description="With a cart_id: whether to act on this cart, how and when; else null"
     )
 
 

@@ -3,18 +3,22 @@ or loaded from the store."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cartpredict.core.errors import RetailerNotFound
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.serving.cache import Tenant, TenantCache
-from cartpredict.storage import RetailerStore
+from cartpredict.storage import PredictionStore, RetailerStore
+
+
+class TenantStore(RetailerStore, PredictionStore, Protocol):
+    """A retailer's configuration, and its budget's cut-off."""
 
 
 class Tenants:
     """Per-retailer serving state, from the cache or loaded from the store."""
 
-    def __init__(
-        self, *, store: RetailerStore, cache: TenantCache, registry: ModelRegistry
-    ) -> None:
+    def __init__(self, *, store: TenantStore, cache: TenantCache, registry: ModelRegistry) -> None:
         self._store = store
         self._cache = cache
         self._registry = registry
@@ -31,6 +35,10 @@ class Tenants:
         retailer = self._store.get_retailer(retailer_id=retailer_id)
         if retailer is None:
             raise RetailerNotFound()
-        tenant = Tenant(retailer=retailer, model=self._registry.served_model(retailer))
+        tenant = Tenant(
+            retailer=retailer,
+            model=self._registry.served_model(retailer),
+            budget=self._store.budget_cutoff(retailer_id=retailer_id),
+        )
         self._cache.put_tenant(tenant, generation=generation)
         return tenant

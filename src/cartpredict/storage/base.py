@@ -42,6 +42,11 @@ class Retailer:
     currency: str = "USD"  # ISO 4217; every money field of the retailer's carts is in it
     baseline_threshold: float = 20.0  # the baseline rule's "below this means abandoned"
     typical_cart_value: float = 60.0  # what the pooled model sees as a typical cart
+    # The recovery policy as set (plain JSON; None: the default policy in its currency), its
+    # version (every change makes a new one) and the secret that assigns carts to groups.
+    recovery_policy: Mapping[str, Any] | None = None
+    policy_version: int = 1
+    assignment_salt: str = ""
 
     def attribute_kinds(self) -> dict[str, str]:
         return dict(self.attributes)
@@ -111,6 +116,20 @@ class ScoredCart:
     item_count: int
     device_type: str
     shipping_speed: str
+    decision: Decided | None = None  # the retention decision, when the cart was named
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A logged retention decision (see ``decisions.decide``)."""
+
+    policy_version: int
+    group: str
+    action: str
+    held_out: str
+    send_after_hours: float
+    expected_gain: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +182,12 @@ class RetailerStore(Protocol):
 
     def list_retailers(self) -> Sequence[Retailer]:
         """Operator-level: every retailer (for training runs)."""
+
+    def policy_versions(
+        self, *, retailer_id: str, since: datetime
+    ) -> Sequence[tuple[int, Mapping[str, Any] | None, datetime]]:
+        """(version, policy as set, when) of the retailer's recovery policies in force at or
+        after ``since``, oldest first (the one in force at ``since`` included)."""
 
 
 class KeyStore(Protocol):
@@ -252,6 +277,14 @@ class PredictionStore(Protocol):
         self, *, retailer_id: str, start: date, end: date
     ) -> Mapping[date, Sequence[Mapping[str, Any]]]:
         """The retailer's counted figures for days in ``[start, end]``, by day."""
+
+    def budget_cutoff(self, *, retailer_id: str) -> tuple[int, float] | None:
+        """(policy version, least expected gain acted on) under ``max_action_share``."""
+
+    def set_budget_cutoff(
+        self, *, retailer_id: str, policy_version: int, cutoff: float | None, at: datetime
+    ) -> None:
+        """Replace it (None: no cut-off); a change tells every worker."""
 
     def first_scored(self) -> Mapping[str, date]:
         """Operator-level: each retailer with predictions logged or counted, and the first

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
@@ -74,6 +74,31 @@ retailers = Table(
     Column("currency", String(3), nullable=False, server_default=text("'USD'")),
     Column("baseline_threshold", Float, nullable=False, server_default=text("20.0")),
     Column("typical_cart_value", Float, nullable=False, server_default=text("60.0")),
+    Column("recovery_policy", JSON, nullable=True),  # None: the default policy
+    Column("policy_version", Integer, nullable=False, server_default=text("1")),
+    Column("assignment_salt", String(64), nullable=False, server_default=text("''")),
+)
+
+# The budget's least expected gain (``max_action_share``), from the last 7 days of decisions:
+# an aggregate of the retailer's own decisions, recomputed at each stats rollup.
+budget_cutoffs = Table(
+    "budget_cutoffs",
+    metadata,
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("budget_cutoffs"), primary_key=True),
+    Column("policy_version", Integer, nullable=False),
+    Column("cutoff", Float, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+)
+
+# Every recovery policy a retailer has had (configuration: kept while the retailer exists), so
+# that an exposure event can name an action of a policy in force in the last 30 days.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("policy_versions"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("policy", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 api_keys = Table(
@@ -174,6 +199,14 @@ prediction_log = Table(
     Column("item_count", Integer, nullable=False),
     Column("device_type", String(16), nullable=False),
     Column("shipping_speed", String(SPEED_LENGTH), nullable=False),
+    # The retention decision, when the prediction named its cart (and so had one).
+    Column("policy_version", Integer, nullable=True),
+    Column("arm", String(16), nullable=True),  # the decision's group: treatment | control
+    Column("action", String(32), nullable=True),
+    Column("held_out", String(32), nullable=True),
+    Column("send_after_hours", Float, nullable=True),
+    Column("expected_gain", Float, nullable=True),
+    Column("reason", String(16), nullable=True),
     Index("ix_prediction_log_retailer_at", "retailer_id", "at"),
     Index("ix_prediction_log_at", "at"),  # retention purges by time
 )
@@ -207,6 +240,8 @@ daily_stats = Table(
 
 # Every table holding a retailer's rows, children first: deleting a retailer empties each.
 TENANT_TABLES: tuple[Table, ...] = (
+    policy_versions,
+    budget_cutoffs,
     events,
     prediction_log,
     prediction_counts,

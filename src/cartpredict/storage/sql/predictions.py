@@ -8,14 +8,35 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from cartpredict.storage.base import DailyStats, ScoredCart
-from cartpredict.storage.sql.session import SqlSession, living, utc
-from cartpredict.storage.tables import daily_stats, prediction_counts, prediction_log
+from cartpredict.storage.base import DailyStats, Decided, ScoredCart
+from cartpredict.storage.sql.session import SqlSession, living, record_change, utc
+from cartpredict.storage.tables import (
+    budget_cutoffs,
+    daily_stats,
+    prediction_counts,
+    prediction_log,
+)
 
 _LOG_COLUMNS = (
     "retailer_id, at, cart_id, model_version, p_abandoned, abandoned, cart_value, item_count, "
-    "device_type, shipping_speed"
+    "device_type, shipping_speed, policy_version, arm, action, held_out, send_after_hours, "
+    "expected_gain, reason"
 )
+_NO_DECISION = (None,) * 7
+
+
+def _decided(r: Any) -> Decided | None:
+    if r.arm is None:
+        return None
+    return Decided(r.policy_version, r.arm, r.action, r.held_out, r.send_after_hours,
+                   r.expected_gain, r.reason)  # fmt: skip
+
+
+def _decision(d: Decided | None) -> tuple[Any, ...]:
+    if d is None:
+        return _NO_DECISION
+    return (d.policy_version, d.group, d.action, d.held_out, d.send_after_hours,
+            d.expected_gain, d.reason)  # fmt: skip
 
 
 class PredictionRows(SqlSession):
@@ -28,7 +49,7 @@ class PredictionRows(SqlSession):
             return
         sqlite = self._engine.dialect.name == "sqlite"
         mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
-        statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 10)})"
+        statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 17)})"
         by_retailer: dict[str, list[ScoredCart]] = {}
         for cart in carts:
             by_retailer.setdefault(cart.retailer_id, []).append(cart)
@@ -41,7 +62,8 @@ class PredictionRows(SqlSession):
                 rows = [
                     (c.retailer_id, _sqlite_time(c.at) if sqlite else c.at, c.cart_id,
                      c.model_version, c.p_abandoned, c.abandoned, c.cart_value, c.item_count,
-                     str(c.device_type), str(c.shipping_speed))
+                     str(c.device_type), str(c.shipping_speed),
+                     *_decision(c.decision))
                     for c in mine
                     if history or born <= c.at
                 ]  # fmt: skip
@@ -70,9 +92,41 @@ class PredictionRows(SqlSession):
                 item_count=r.item_count,
                 device_type=r.device_type,
                 shipping_speed=r.shipping_speed,
+                decision=_decided(r),
             )
             for r in rows
         ]
+
+    def budget_cutoff(self, *, retailer_id: str) -> tuple[int, float] | None:
+        with self._read(retailer_id) as conn:
+            row = conn.execute(
+                select(budget_cutoffs.c.policy_version, budget_cutoffs.c.cutoff).where(
+                    budget_cutoffs.c.retailer_id == retailer_id
+                )
+            ).first()
+        return None if row is None else (int(row.policy_version), float(row.cutoff))
+
+    def set_budget_cutoff(
+        self, *, retailer_id: str, policy_version: int, cutoff: float | None, at: datetime
+    ) -> None:
+        table = budget_cutoffs
+        with self._write(retailer_id) as conn:
+            if not living(conn, {retailer_id}):
+                return
+            current = conn.execute(
+                select(table.c.policy_version, table.c.cutoff).where(
+                    table.c.retailer_id == retailer_id
+                )
+            ).first()
+            was = None if current is None else (current.policy_version, current.cutoff)
+            if was == (None if cutoff is None else (policy_version, cutoff)):
+                return  # unchanged: no change for the workers to hear of
+            conn.execute(delete(table).where(table.c.retailer_id == retailer_id))
+            if cutoff is not None:
+                row = {"retailer_id": retailer_id, "policy_version": policy_version,
+                       "cutoff": cutoff, "computed_at": at}  # fmt: skip
+                conn.execute(insert(table).values(**row))
+            record_change(conn, retailer_id, at)
 
     def add_prediction_counts(
         self, *, counts: Sequence[tuple[str, date, datetime, Mapping[str, Any]]], at: datetime

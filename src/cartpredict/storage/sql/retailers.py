@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cartpredict.storage.base import DuplicateRetailer, Retailer
 from cartpredict.storage.sql.session import SqlSession, lock_retailer, record_change
-from cartpredict.storage.tables import TENANT_TABLES, api_keys, retailers
+from cartpredict.storage.tables import TENANT_TABLES, api_keys, policy_versions, retailers
 
 _RETAILER_COLUMNS = (
     "requires_account",
@@ -24,6 +24,7 @@ _RETAILER_COLUMNS = (
     "currency",
     "baseline_threshold",
     "typical_cart_value",
+    "recovery_policy",  # a change makes a new policy version
 )
 
 
@@ -37,7 +38,17 @@ class RetailerRows(SqlSession):
                         retailer_id=retailer.retailer_id,
                         created_at=retailer.created_at,
                         updated_at=retailer.last_updated,
+                        policy_version=retailer.policy_version,
+                        assignment_salt=retailer.assignment_salt,
                         **values,
+                    )
+                )
+                conn.execute(
+                    insert(policy_versions).values(
+                        retailer_id=retailer.retailer_id,
+                        version=retailer.policy_version,
+                        policy=retailer.recovery_policy,
+                        created_at=retailer.created_at,
                     )
                 )
                 conn.execute(
@@ -65,6 +76,9 @@ class RetailerRows(SqlSession):
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = _retailer_values(changes)
+        new_policy = "recovery_policy" in changes
+        if new_policy:
+            values["policy_version"] = retailers.c.policy_version + 1
         with self._write(retailer_id) as conn:
             row = conn.execute(
                 update(retailers)
@@ -74,6 +88,13 @@ class RetailerRows(SqlSession):
             ).first()
             if row is None:
                 return None
+            if new_policy:
+                conn.execute(
+                    insert(policy_versions).values(
+                        retailer_id=retailer_id, version=row.policy_version,
+                        policy=row.recovery_policy, created_at=updated_at,
+                    )
+                )  # fmt: skip
             record_change(conn, retailer_id, updated_at)
         return _retailer(row)
 
@@ -90,6 +111,22 @@ class RetailerRows(SqlSession):
         with self._read() as conn:
             rows = conn.execute(select(retailers).order_by(retailers.c.retailer_id)).all()
         return [_retailer(row) for row in rows]
+
+    def policy_versions(
+        self, *, retailer_id: str, since: datetime
+    ) -> Sequence[tuple[int, Mapping[str, Any] | None, datetime]]:
+        table = policy_versions
+        mine = table.c.retailer_id == retailer_id
+        with self._read(retailer_id) as conn:
+            in_force = conn.execute(
+                select(func.max(table.c.version)).where(mine, table.c.created_at <= since)
+            ).scalar()
+            rows = conn.execute(
+                select(table.c.version, table.c.policy, table.c.created_at)
+                .where(mine, table.c.version >= (in_force or 0))
+                .order_by(table.c.version)
+            ).all()
+        return [(int(r.version), r.policy, r.created_at) for r in rows]
 
 
 def _retailer_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,4 +159,7 @@ def _retailer(row: Row[Any]) -> Retailer:
         currency=row.currency,
         baseline_threshold=float(row.baseline_threshold),
         typical_cart_value=float(row.typical_cart_value),
+        recovery_policy=row.recovery_policy,
+        policy_version=int(row.policy_version),
+        assignment_salt=row.assignment_salt,
     )

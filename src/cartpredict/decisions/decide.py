@@ -1,0 +1,107 @@
+"""One cart's decision: its group, the action (or none) and why, when, and what it should earn.
+
+``decide`` is a pure function of the cart's model probabilities, the policy and the cart's
+group, so every worker gives the same answer for the same input. The order of the reasons:
+
+1. the policy has no actions: ``no_policy``;
+2. among the actions the cart may get (only ``onsite`` without consent to messages), the one
+   with the highest expected gain at its best send time; none gains: ``no_gain``, or
+   ``not_contactable`` when a message action would have gained;
+3. its gain below the budget cut-off (``max_action_share``): ``budget``;
+4. otherwise ``gain``: the action is taken;
+
+and a control cart gets ``action: none`` with ``reason: control``, keeping in ``held_out`` the
+action the steps above chose (``none`` if none) and its expected gain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cartpredict.decisions.gain import Timed, best_time
+from cartpredict.decisions.policy import NO_ACTION, Action, RecoveryPolicy
+
+REASONS = ("control", "gain", "no_gain", "not_contactable", "budget", "no_policy")
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    group: str  # "treatment" | "control"
+    held_out: str
+    send_after_hours: float
+    expected_gain: float
+    reason: str
+    policy_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "group": self.group,
+            "held_out": self.held_out,
+            "send_after_hours": self.send_after_hours,
+            "expected_gain": round(self.expected_gain, 6),
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+        }
+
+
+def unit_draw(salt: bytes, cart_id: str) -> float:
+    """A uniform number in [0, 1) fixed by (retailer salt, cart id): the same on every call
+    and every worker, and unpredictable without the retailer's salt."""
+    digest = hmac.new(salt, cart_id.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def group_of(salt: bytes, cart_id: str, control_share: float) -> str:
+    """Control for a ``control_share`` of carts. Raising the share moves carts from treatment
+    to control only (and lowering it, back), never the other way round."""
+    return "control" if unit_draw(salt, cart_id) < control_share else "treatment"
+
+
+def decide(
+    *,
+    p0_at: Callable[[float], float],
+    value: float,
+    inactivity_hours: float,
+    policy: RecoveryPolicy,
+    policy_version: int,
+    group: str,
+    contactable: bool,
+    cutoff: float | None = None,
+) -> Decision:
+    """``p0_at(h)``: P(purchase in 24 h without action) at ``h`` hours of inactivity;
+    ``cutoff``: the budget's least expected gain (None: no budget)."""
+    now = inactivity_hours
+    chosen: tuple[Action, Timed] | None = None
+    reason = "no_policy"
+    if policy.actions:
+        best: dict[bool, tuple[Action, Timed] | None] = {True: None, False: None}
+        for action in policy.actions:
+            timed = best_time(p0_at, value, policy.margin, action, now)
+            allowed = contactable or not action.needs_consent
+            current = best[allowed]
+            if current is None or timed.gain > current[1].gain:
+                best[allowed] = (action, timed)
+        chosen = best[True]
+        if chosen is None or chosen[1].gain <= 0.0:
+            barred = best[False]
+            reason = "not_contactable" if barred is not None and barred[1].gain > 0 else "no_gain"
+            chosen = None
+        elif cutoff is not None and chosen[1].gain < cutoff:
+            reason = "budget"
+        else:
+            reason = "gain"
+    acting = chosen if reason == "gain" else None
+    gain = 0.0 if chosen is None else chosen[1].gain
+    when = now if acting is None else acting[1].send_after_hours
+    if group == "control":
+        held = NO_ACTION if acting is None else acting[0].name
+        return Decision(NO_ACTION, group, held, when, gain if acting else 0.0, "control",
+                        policy_version)  # fmt: skip
+    name = NO_ACTION if acting is None else acting[0].name
+    return Decision(name, group, NO_ACTION, when, gain, reason, policy_version)

@@ -1,0 +1,64 @@
+"""Expected gain of an action on a cart, and when to act.
+
+For a cart of value ``v`` with p₀ = P(purchase in 24 h without action), an action with recovery
+rate ``r``, discount ``d`` (a share of ``v``) and cost ``c``, under margin ``m``::
+
+    gain = r·(1 − p₀)·v·(m − d) − p₀·v·d − c
+
+the margin on the carts it recovers, less the discount given to carts that would have been
+bought anyway, less its cost. When: acting ``h`` hours after the last activity reaches only
+carts still unbought then; seen from now (``h_now``) that share is
+``(1 − p₀(h_now)) / (1 − p₀(h))``, where p₀(h) is the model's P(purchase in the rest of the
+24 h | unbought at h) (inactivity is one of its features), and the rate has decayed to
+``r·(1 − decay)^h``. Waiting saves discounts and costs on shoppers who come back by
+themselves; it loses carts whose recoverability decays. The best ``h`` on :data:`SEND_GRID`
+(and ≥ now) wins; an on-site action happens at the next page view, now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cartpredict.decisions.policy import Action
+
+SEND_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 6.0, 12.0)  # hours after the last activity
+
+
+def expected_gain(p0: float, value: float, margin: float, action: Action, *, rate: float) -> float:
+    d = action.discount
+    return rate * (1.0 - p0) * value * (margin - d) - p0 * value * d - action.cost
+
+
+@dataclass(frozen=True)
+class Timed:
+    send_after_hours: float  # after the last activity; equal to the cart's inactivity: now
+    gain: float  # expected, seen from now
+
+
+def best_time(
+    p0_at: Callable[[float], float], value: float, margin: float, action: Action, now: float
+) -> Timed:
+    """The send time with the highest expected gain (the earliest among equals).
+
+    ``p0_at(h)``: the model's p₀ for this cart at ``h`` hours of inactivity."""
+    p0_now = p0_at(now)
+    d, c, rate = action.discount, action.cost, action.rate
+    if action.channel == "onsite":
+        return Timed(now, rate * (1.0 - p0_now) * value * (margin - d) - p0_now * value * d - c)
+    keep, open_now = 1.0 - action.decay, 1.0 - p0_now
+    recovered, given = value * (margin - d), value * d  # (per cart recovered / bought anyway)
+    best_h, best = now, rate * keep**now * open_now * recovered - p0_now * given - c
+    for h in SEND_GRID:
+        if h <= now:
+            continue
+        p0 = p0_at(h)
+        # the share still open at h, (1 − p0_now) / (1 − p0), times the gain then
+        gain = (
+            open_now
+            / max(1.0 - p0, 1e-12)
+            * (rate * keep**h * (1.0 - p0) * recovered - p0 * given - c)
+        )
+        if gain > best + 1e-12:
+            best_h, best = h, gain
+    return Timed(best_h, best)

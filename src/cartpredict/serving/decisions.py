@@ -1,0 +1,69 @@
+"""Decisions on the request path: a named cart's group, action, send time and expected gain.
+
+A few dot products: the served model scores the cart at its inactivity and, for a message
+action, at the later send times of ``decisions.gain.SEND_GRID``; ``decisions.decide`` does the
+rest. A cart's first decision that names an action (taken, or held out for a control cart) is
+fixed for 24 hours, unless the policy changes: re-scoring the cart returns it, so a shopper is
+not offered a discount on one page view and none on the next. Each worker keeps the fixed
+decisions it made (at most ``MAX_FIXED``, the oldest forgotten first).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+
+from cartpredict.decisions.decide import Decision, decide, group_of
+from cartpredict.decisions.policy import NO_ACTION
+from cartpredict.serving.cache import Tenant
+from cartpredict.serving.schemas import CartIn
+
+FIXED_FOR_S = 24 * 3600.0
+MAX_FIXED = 100_000
+
+
+class Decider:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._fixed: OrderedDict[tuple[str, str], tuple[Decision, float]] = OrderedDict()
+        self._monotonic = monotonic
+
+    def decide(
+        self, tenant: Tenant, cart: CartIn, p_abandoned: float, curve: Callable[[float], float]
+    ) -> Decision:
+        """``p_abandoned``: the served model's answer for the cart as it is now; ``curve``:
+        its answer after any hours of inactivity."""
+        assert cart.cart_id is not None
+        key = (cart.retailer_id, cart.cart_id)
+        now = self._monotonic()
+        retailer = tenant.retailer
+        fixed = self._fixed.get(key)
+        if fixed is not None:
+            decision, until = fixed
+            if until > now and decision.policy_version == retailer.policy_version:
+                later = max(decision.send_after_hours, cart.inactivity_hours)
+                return replace(decision, send_after_hours=later)
+            del self._fixed[key]
+        policy = tenant.policy
+
+        def p0_at(hours: float) -> float:
+            if hours == cart.inactivity_hours:
+                return 1.0 - p_abandoned
+            return 1.0 - curve(hours)
+
+        decision = decide(
+            p0_at=p0_at,
+            value=cart.cart_value,
+            inactivity_hours=cart.inactivity_hours,
+            policy=policy,
+            policy_version=retailer.policy_version,
+            group=group_of(tenant.salt, cart.cart_id, policy.control_share),
+            contactable=cart.contactable,
+            cutoff=tenant.cutoff,
+        )
+        if decision.action != NO_ACTION or decision.held_out != NO_ACTION:
+            self._fixed[key] = (decision, now + FIXED_FOR_S)
+            if len(self._fixed) > MAX_FIXED:
+                self._fixed.popitem(last=False)
+        return decision
