@@ -209,6 +209,7 @@ def _serve_workers(*, host: str, port: int, workers: int, access_log: bool) -> N
     """gunicorn's master, through its application API, forking uvicorn workers. gunicorn is
     imported here: one worker alone does without it (and its ~10 ms of imports)."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import HaltServer
     from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
     from cartpredict.api import app  # noqa: F401  (imported before the fork, shared by every worker)
@@ -244,7 +245,14 @@ def _serve_workers(*, host: str, port: int, workers: int, access_log: bool) -> N
 
             return create_app()
 
-    Master().run()
+    try:
+        Master().run()
+    except HaltServer as halted:
+        # gunicorn's master handles a worker that cannot boot by stopping the others and
+        # exiting with status 3; when a second one fails while it stops, that second halt
+        # escapes its loop as an exception (exit status 1). Exit as the first one would have.
+        print(f"cartpredict: {halted.reason}", file=sys.stderr)
+        sys.exit(halted.exit_status)
 
 
 def _publish(app: Any) -> None:
