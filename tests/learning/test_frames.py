@@ -18,6 +18,7 @@ from cartpredict.learning.frames import (
     sample_carts,
     snapshot_columns,
     split_by_time,
+    without_treated,
 )
 from cartpredict.storage import EventRow, StoredEvent
 from tests.learning.test_snapshots import FAR, T0, events_strategy, purchase, update
@@ -113,3 +114,15 @@ def test_the_pooled_sample_takes_whole_carts_and_the_same_ones_every_time() -> N
     )
     assert as_rows(again) == as_rows(sample)
     assert sample_carts(frame, 1000) is frame
+
+
+def test_a_treated_cart_leaves_training_at_its_first_action_and_control_carts_stay() -> None:
+    events = [update("a", 0, 50.0), update("b", 0, 80.0), update("c", 0, 20.0)]
+    frame = snapshot_columns(EventColumns.from_rows([row(e) for e in events], []), as_of=FAR)
+    action = micros(T0 + timedelta(hours=2))
+    kept = without_treated(frame, {"a": action, "unknown": action})
+    by_cart = {cid: [int(t) for c, t in zip(kept.cart, kept.at, strict=True)
+                     if kept.cart_ids[c] == cid] for cid in ("a", "b", "c")}  # fmt: skip
+    assert by_cart["a"] and max(by_cart["a"]) < action  # before the action only (0 h and 1 h)
+    assert len(by_cart["b"]) == len(by_cart["c"]) == len(frame) // 3  # untouched
+    assert without_treated(frame, {}) is frame

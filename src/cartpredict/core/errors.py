@@ -40,7 +40,10 @@ def error_body(
 
 
 # Parts of pydantic's error locations that name a union branch, not a field of the request.
-_UNION_TAGS = frozenset({"cart_updated", "purchased", "float", "str", "constrained-str", "[key]"})
+_UNION_TAGS = frozenset({"float", "str", "constrained-str", "[key]"})
+# An event's type names its branch first, or right after the event's index ("action" is also
+# the name of a field, which comes last).
+_EVENT_TAGS = frozenset({"cart_updated", "purchased", "action"})
 _SOURCES = frozenset({"body", "query", "path", "header"})
 
 
@@ -49,7 +52,12 @@ def field_path(loc: Iterable[object]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in _SOURCES:
         parts = parts[1:]
-    return ".".join(p for p in parts if p not in _UNION_TAGS)
+    kept = [
+        p for i, p in enumerate(parts)
+        if p not in _UNION_TAGS
+        and not (p in _EVENT_TAGS and i < len(parts) - 1 and (i == 0 or parts[i - 1].isdigit()))
+    ]  # fmt: skip
+    return ".".join(kept)
 
 
 class InvalidInput(CartPredictError):

@@ -190,6 +190,24 @@ class Parts:
     test: Snapshots
 
 
+def without_treated(rows: Snapshots, treated_at: Mapping[str, int]) -> Snapshots:
+    """The snapshots a model of P(purchase | no action) may learn from: a cart in the treatment
+    group is left out from the moment of its first action on (``treated_at``: cart id -> µs);
+    its snapshots before, and every control cart's, stay. (Otherwise the model would learn
+    that the carts we act on buy more, and act on them less.)"""
+    if not treated_at or not len(rows):
+        return rows
+    ids = np.array(list(treated_at), dtype=str)
+    times = np.fromiter(treated_at.values(), dtype=np.int64, count=len(ids))
+    first = np.full(len(rows.cart_ids), np.iinfo(np.int64).max, dtype=np.int64)
+    pos = np.searchsorted(rows.cart_ids, ids)
+    known = pos < len(rows.cart_ids)
+    known[known] = rows.cart_ids[pos[known]] == ids[known]
+    first[pos[known]] = times[known]
+    keep = rows.at < first[rows.cart]
+    return rows if keep.all() else rows.take(np.flatnonzero(keep))
+
+
 def split_by_time(
     rows: Snapshots, *, valid_fraction: float = 0.2, test_fraction: float = 0.2
 ) -> Parts:

@@ -45,9 +45,11 @@ from cartpredict.learning.frames import (
     EventColumns,
     Parts,
     Snapshots,
+    micros,
     sample_carts,
     snapshot_columns,
     split_by_time,
+    without_treated,
 )
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
@@ -117,7 +119,19 @@ class Source:
         names = [name for name, _ in retailer.attributes]
         rows = store.event_rows(retailer_id=retailer.retailer_id, attributes=bool(names))
         events = EventColumns.from_rows(rows, names)
-        return split_by_time(snapshot_columns(events, as_of=self.as_of))
+        treated = _treated_at(store, retailer.retailer_id)
+        snapshots = without_treated(snapshot_columns(events, as_of=self.as_of), treated)
+        return split_by_time(snapshots)
+
+
+def _treated_at(store: EventStore, retailer_id: str) -> dict[str, int]:
+    """Cart id -> µs of its first action, for carts in the treatment group."""
+    first: dict[str, int] = {}
+    for e in store.exposures(retailer_id=retailer_id):
+        if e.group == "treatment":
+            at = micros(e.at)
+            first[e.cart_id] = min(at, first.get(e.cart_id, at))
+    return first
 
 
 @lru_cache(maxsize=4)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from cartpredict.decisions.policy import RecoveryPolicy
 from cartpredict.models import ServedModel
-from cartpredict.serving.policies import policy_of
+from cartpredict.serving.policies import policy_of, salt_of
 from cartpredict.storage import Retailer
 
 
@@ -27,9 +27,7 @@ class Tenant:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", policy_of(self.retailer))
-        # (every stored retailer has a random salt; a record made in memory may have none)
-        salt = self.retailer.assignment_salt or self.retailer.retailer_id
-        object.__setattr__(self, "salt", salt.encode())
+        object.__setattr__(self, "salt", salt_of(self.retailer))
 
     @property
     def cutoff(self) -> float | None:

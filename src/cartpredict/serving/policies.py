@@ -1,4 +1,5 @@
-"""A retailer's recovery policy in force: the one it set, or the default in its currency."""
+"""A retailer's recovery policy in force (the one it set, or the default in its currency), and
+the secret that assigns its carts to groups."""
 
 from __future__ import annotations
 
@@ -28,3 +29,9 @@ def policy_of(retailer: Retailer) -> RecoveryPolicy:
     if retailer.recovery_policy is None:
         return default_policy(retailer.currency)
     return RecoveryPolicy.from_dict(retailer.recovery_policy)
+
+
+def salt_of(retailer: Retailer) -> bytes:
+    """The secret that assigns the retailer's carts to groups (every stored retailer has a
+    random one; a record made in memory may have none, and then uses its id)."""
+    return (retailer.assignment_salt or retailer.retailer_id).encode()

@@ -534,7 +534,20 @@ class Purchased(_Request):
     at: EventTime
 
 
-Event = Annotated[CartUpdated | Purchased, Field(discriminator="type")]
+class ActionTaken(_Request):
+    """What the retailer did with a decision, for every decided cart it took into account
+    (intent to treat: a failed send, or a cart bought before the send, still counts)."""
+
+    event_id: OpaqueId
+    type: Literal["action"]
+    cart_id: OpaqueId
+    at: EventTime = Field(description="The decision's time")
+    action: ActionName = Field(description="The decided action, or the held-out one")
+    group: Literal["treatment", "control"]
+    delivered: StrictBool | None = Field(None, description="Whether it reached the shopper")
+
+
+Event = Annotated[CartUpdated | Purchased | ActionTaken, Field(discriminator="type")]
 
 
 class EventsIn(_Request):

@@ -66,7 +66,7 @@ POOLED_SCOPE = "@pooled"  # the registry scope of the pooled model; no retailer 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     event_id: str
-    type: str  # "cart_updated" | "purchased"
+    type: str  # "cart_updated" | "purchased" | "action" (what the retailer did with a decision)
     cart_id: str
     at: datetime
     received_at: datetime
@@ -75,6 +75,20 @@ class StoredEvent:
     device_type: str | None = None
     shipping_speed: str | None = None
     attributes: Mapping[str, float | str] | None = None
+    action: str | None = None  # an "action" event: the action decided (or held out)
+    group: str | None = None  # ... the cart's group, treatment or control
+    delivered: bool | None = None  # ... whether it reached the shopper, when known
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A retailer's record of a decision it took into account (intent to treat)."""
+
+    cart_id: str
+    at: datetime
+    action: str
+    group: str
+    delivered: bool | None
 
 
 # An event as training reads it, a plain tuple (no object per row): event_id, type, cart_id,
@@ -220,11 +234,17 @@ class EventStore(Protocol):
         EventConflict when an id is stored with another payload. Either way nothing is stored."""
 
     def events(self, *, retailer_id: str) -> Sequence[StoredEvent]:
-        """The retailer's events, oldest first."""
+        """The retailer's cart updates and purchases, oldest first."""
 
     def event_rows(self, *, retailer_id: str, attributes: bool = False) -> Iterator[EventRow]:
-        """The retailer's events as plain tuples, in no particular order, read in batches (the
-        training path: no datetime or object per row); ``attributes``: include them."""
+        """The retailer's cart updates and purchases as plain tuples, in no particular order,
+        read in batches (the training path: no datetime or object per row); ``attributes``:
+        include them."""
+
+    def exposures(
+        self, *, retailer_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Sequence[Exposure]:
+        """The retailer's action events at ``[start, end)`` (all when None), oldest first."""
 
     def purchases(
         self, *, retailer_id: str, start: datetime, end: datetime

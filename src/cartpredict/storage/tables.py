@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
@@ -142,6 +142,10 @@ events = Table(
     Column("device_type", String(16)),
     Column("shipping_speed", String(SPEED_LENGTH)),
     Column("attributes", JSON),
+    # An "action" event (exposure): the action, the cart's group, whether it was delivered.
+    Column("action", String(32)),
+    Column("arm", String(16)),
+    Column("delivered", Boolean),
     Index("ix_events_retailer_at", "retailer_id", "at"),
     Index("ix_events_received_at", "received_at"),  # retention purges by time of receipt
 )

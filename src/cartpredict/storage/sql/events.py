@@ -9,15 +9,22 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Connection, Row, cast, extract, func, null, select
 
-from cartpredict.storage.base import EventConflict, EventRow, NoSuchRetailer, StoredEvent
+from cartpredict.storage.base import (
+    EventConflict,
+    EventRow,
+    Exposure,
+    NoSuchRetailer,
+    StoredEvent,
+)
 from cartpredict.storage.sql.session import IN_CHUNK, SqlSession, dialect_insert, living
 from cartpredict.storage.tables import events as events_table
 
 ROWS_PER_BATCH = 20_000  # training reads this many events at a time
 _EVENT_FIELDS = (
     "type", "cart_id", "at", "cart_value", "item_count", "device_type", "shipping_speed",
-    "attributes",
+    "attributes", "action", "arm", "delivered",
 )  # fmt: skip
+ACTIVITY = ("cart_updated", "purchased")  # what training and the reference read
 
 
 class EventRows(SqlSession):
@@ -60,17 +67,33 @@ class EventRows(SqlSession):
         with self._read(retailer_id) as conn:
             rows = conn.execute(
                 select(events_table)
-                .where(events_table.c.retailer_id == retailer_id)
+                .where(events_table.c.retailer_id == retailer_id,
+                       events_table.c.type.in_(ACTIVITY))
                 .order_by(events_table.c.at, events_table.c.event_id)
-            ).all()
+            ).all()  # fmt: skip
         return [_event(row) for row in rows]
+
+    def exposures(
+        self, *, retailer_id: str, start: datetime | None = None, end: datetime | None = None
+    ) -> Sequence[Exposure]:
+        e = events_table.c
+        query = select(e.cart_id, e.at, e.action, e.arm, e.delivered).where(
+            e.retailer_id == retailer_id, e.type == "action"
+        )
+        if start is not None:
+            query = query.where(e.at >= start)
+        if end is not None:
+            query = query.where(e.at < end)
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(query.order_by(e.at, e.event_id)).all()
+        return [Exposure(r.cart_id, r.at, r.action, r.arm, r.delivered) for r in rows]
 
     def event_rows(self, *, retailer_id: str, attributes: bool = False) -> Iterator[EventRow]:
         e = events_table.c
         query = select(
             e.event_id, e.type, e.cart_id, _micros(e.at, self._engine.dialect.name), e.cart_value,
             e.item_count, e.device_type, e.shipping_speed, e.attributes if attributes else null(),
-        ).where(e.retailer_id == retailer_id)  # fmt: skip
+        ).where(e.retailer_id == retailer_id, e.type.in_(ACTIVITY))  # fmt: skip
         with self._read(retailer_id) as conn:
             # the driver's own cursor: plain tuples, no result row object per event
             cursor = conn.execute(query).cursor
@@ -146,6 +169,9 @@ def _event_row(retailer_id: str, event: StoredEvent) -> dict[str, Any]:
         "device_type": event.device_type,
         "shipping_speed": event.shipping_speed,
         "attributes": dict(event.attributes) if event.attributes is not None else None,
+        "action": event.action,
+        "arm": event.group,
+        "delivered": event.delivered,
     }
 
 
@@ -161,4 +187,7 @@ def _event(row: Row[Any]) -> StoredEvent:
         device_type=row.device_type,
         shipping_speed=row.shipping_speed,
         attributes=row.attributes,
+        action=row.action,
+        group=row.arm,
+        delivered=row.delivered,
     )
