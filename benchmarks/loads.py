@@ -5,7 +5,9 @@
   2-core machine where client and server share the cores.
 
 Bodies are random valid carts, built once before timing: for cartpredict, carts of every
-retailer with that retailer's key; for the peers, the same kind of cart in their own format.
+retailer with that retailer's key, each with a cart id (so every answer computes a retention
+decision and every prediction is logged, as in production); for the peers, the same kind of
+cart in their own format (they have no decision to make).
 """
 
 from __future__ import annotations

@@ -91,8 +91,12 @@ def loopback(url: str) -> tuple[str, int, str]:
     return host, parts.port or 80, parts.path or "/"
 
 
-def carts(targets: Sequence[Target], n: int, *, seed: int = 0) -> list[tuple[str, bytes]]:
-    """``n`` (key, JSON body) pairs of random valid carts, spread over the targets."""
+def carts(
+    targets: Sequence[Target], n: int, *, seed: int = 0, cart_ids: bool = True
+) -> list[tuple[str, bytes]]:
+    """``n`` (key, JSON body) pairs of random valid carts, spread over the targets; with
+    ``cart_ids``, each names its cart (half of them contactable), so that every answer
+    carries a decision and every prediction is logged, as in production."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -105,6 +109,8 @@ def carts(targets: Sequence[Target], n: int, *, seed: int = 0) -> list[tuple[str
             "device_type": rng.choice(DEVICES),
             "shipping_speed": rng.choice(list(target.shipping_speeds)),
         }
+        if cart_ids:
+            body |= {"cart_id": f"load-{seed}-{i}", "contactable": rng.random() < 0.5}
         out.append((target.key, json.dumps(body, separators=(",", ":")).encode()))
     return out
 
