@@ -18,35 +18,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cartpredict.decisions.gain import Timed, best_time
 from cartpredict.decisions.policy import NO_ACTION, Action, RecoveryPolicy
+from cartpredict.storage import Decided
 
 REASONS = ("control", "gain", "no_gain", "not_contactable", "budget", "no_policy")
 
 
-@dataclass(frozen=True)
-class Decision:
-    action: str
-    group: str  # "treatment" | "control"
-    held_out: str
-    send_after_hours: float
-    expected_gain: float
-    reason: str
-    policy_version: int
+Decision = Decided  # one record for a decision, as made, answered and logged
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "group": self.group,
-            "held_out": self.held_out,
-            "send_after_hours": self.send_after_hours,
-            "expected_gain": round(self.expected_gain, 6),
-            "reason": self.reason,
-            "policy_version": self.policy_version,
-        }
+
+def as_dict(d: Decision) -> dict[str, Any]:
+    """A decision as the API answers it."""
+    return {
+        "action": d.action,
+        "group": d.group,
+        "held_out": d.held_out,
+        "send_after_hours": d.send_after_hours,
+        "expected_gain": round(d.expected_gain, 6),
+        "reason": d.reason,
+        "policy_version": d.policy_version,
+    }
 
 
 def unit_draw(salt: bytes, cart_id: str) -> float:
@@ -101,7 +95,9 @@ def decide(
     when = now if acting is None else acting[1].send_after_hours
     if group == "control":
         held = NO_ACTION if acting is None else acting[0].name
-        return Decision(NO_ACTION, group, held, when, gain if acting else 0.0, "control",
-                        policy_version)  # fmt: skip
+        return Decision(policy_version=policy_version, group=group, action=NO_ACTION,
+                        held_out=held, send_after_hours=when,
+                        expected_gain=gain if acting else 0.0, reason="control")  # fmt: skip
     name = NO_ACTION if acting is None else acting[0].name
-    return Decision(name, group, NO_ACTION, when, gain, reason, policy_version)
+    return Decision(policy_version=policy_version, group=group, action=name, held_out=NO_ACTION,
+                    send_after_hours=when, expected_gain=gain, reason=reason)  # fmt: skip

@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cartpredict.core.errors import InvalidInput
+from cartpredict.decisions.decide import Decision, as_dict
 from cartpredict.monitoring.metrics import Metrics
 from cartpredict.monitoring.recorder import PredictionRecorder
 from cartpredict.serving.cache import Tenant
 from cartpredict.serving.decisions import Decider
 from cartpredict.serving.retailers import cart_problems
 from cartpredict.serving.schemas import CartIn
-from cartpredict.storage import Decided
 
 
 class Predictor:
@@ -32,18 +32,18 @@ class Predictor:
         self._decider = decider or Decider()
 
     def predict(self, tenant: Tenant, cart: CartIn) -> dict[str, Any]:
-        out = self._score(tenant, cart, "")
+        out, decision = self._score(tenant, cart, "")
         if self._metrics is not None:
             self._metrics.predicted(tenant.model.kind)
         if self._recorder is not None:
-            self._record(cart, out)
+            self._record(cart, out, decision)
         return out
 
     def predict_batch(
         self, tenants: Mapping[str, Tenant], carts: Sequence[CartIn]
     ) -> list[dict[str, Any]]:
         """All or nothing: every invalid cart is reported, by index, before any is scored."""
-        results: list[dict[str, Any]] = []
+        results: list[tuple[dict[str, Any], Decision | None]] = []
         problems: list[dict[str, str]] = []
         for i, cart in enumerate(carts):
             try:
@@ -57,24 +57,22 @@ class Predictor:
             for kind, n in kinds.items():
                 self._metrics.predicted(kind, n)
         if self._recorder is not None:
-            for cart, out in zip(carts, results, strict=True):
-                self._record(cart, out)
-        return results
+            for cart, (out, decision) in zip(carts, results, strict=True):
+                self._record(cart, out, decision)
+        return [out for out, _ in results]
 
-    def _record(self, cart: CartIn, out: Mapping[str, Any]) -> None:
+    def _record(self, cart: CartIn, out: Mapping[str, Any], decided: Decision | None) -> None:
         assert self._recorder is not None
-        d = out["decision"]
-        decided = None if d is None else Decided(
-            d["policy_version"], d["group"], d["action"], d["held_out"], d["send_after_hours"],
-            d["expected_gain"], d["reason"],
-        )  # fmt: skip
         self._recorder.record(
             cart.retailer_id, cart.cart_id, out["model_version"],
             out["abandonment_probability"], out["prediction"] == "abandoned",
             cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed, decided,
         )  # fmt: skip
 
-    def _score(self, tenant: Tenant, cart: CartIn, field_prefix: str) -> dict[str, Any]:
+    def _score(
+        self, tenant: Tenant, cart: CartIn, field_prefix: str
+    ) -> tuple[dict[str, Any], Decision | None]:
+        """The answer, and the decision in it (None without a cart id)."""
         retailer = tenant.retailer
         problems = cart_problems(retailer, cart, field_prefix)
         if problems:
@@ -82,10 +80,12 @@ class Predictor:
                 problems[0]["field"] + ": " + problems[0]["reason"], details=problems
             )
         model = tenant.model
+        decision = None
         if cart.cart_id is None:
-            (p_abandoned, abandoned), curve = model.score(cart, retailer), None
+            p_abandoned, abandoned = model.score(cart, retailer)
         else:
             (p_abandoned, abandoned), curve = model.score_over_inactivity(cart, retailer)
+            decision = self._decider.decide(tenant, cart, p_abandoned, curve)
         out: dict[str, Any] = {
             "prediction": "abandoned" if abandoned else "purchased",
             "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
@@ -93,13 +93,11 @@ class Predictor:
             "abandonment_probability": round(p_abandoned, 6),
             "model_version": model.version,
             "threshold": model.threshold,
-            "decision": None
-            if curve is None
-            else self._decider.decide(tenant, cart, p_abandoned, curve).to_dict(),
+            "decision": None if decision is None else as_dict(decision),
         }
         if cart.explain:
             explain = getattr(model, "contributions", None)
             out["contributions"] = (
                 {k: round(v, 6) for k, v in explain(cart, retailer).items()} if explain else None
             )
-        return out
+        return out, decision
