@@ -54,11 +54,14 @@ def update_cutoffs(store: BudgetStore, *, as_of: datetime) -> int:
                 if c.decision is not None and c.decision.policy_version == retailer.policy_version
             ]
             cutoff = cutoff_of(gains, share)
-        store.set_budget_cutoff(
-            retailer_id=retailer.retailer_id,
-            policy_version=retailer.policy_version,
-            cutoff=cutoff,
-            at=as_of,
-        )
+        current = store.budget_cutoff(retailer_id=retailer.retailer_id)
+        wanted = None if cutoff is None else (retailer.policy_version, cutoff)
+        if current != wanted:  # (most rollups change nothing: a read each, not a write)
+            store.set_budget_cutoff(
+                retailer_id=retailer.retailer_id,
+                policy_version=retailer.policy_version,
+                cutoff=cutoff,
+                at=as_of,
+            )
         with_cutoff += cutoff is not None
     return with_cutoff
