@@ -34,6 +34,12 @@ def action_event(i: int, cart_id: str, action: str, group: str, **more: Any) -> 
             "at": later(), "action": action, "group": group, **more}  # fmt: skip
 
 
+def stored(database_url: str) -> dict[str, Any]:
+    """Every table but the prediction log, which the server flushes when it likes."""
+    tables = snapshot(database_url)
+    return {name: rows for name, rows in tables.items() if name != "prediction_log"}
+
+
 def later() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -73,7 +79,7 @@ def test_a_wrong_group_or_an_action_of_no_policy_is_refused_and_nothing_is_store
     group = answer["decision"]["group"]
     other = "control" if group == "treatment" else "treatment"
     good = action_event(0, cart_id, "reminder_email", group)
-    before = snapshot(database_url)
+    before = stored(database_url)
     for bad, field in (
         (action_event(1, cart_id, "reminder_email", other), "events.1.group"),
         (action_event(1, cart_id, "sms_blast", group), "events.1.action"),
@@ -85,4 +91,4 @@ def test_a_wrong_group_or_an_action_of_no_policy_is_refused_and_nothing_is_store
         refused = client.post("/events", json=body, headers=auth)
         assert refused.status_code == 422, (bad, refused.text)
         assert refused.json()["error"]["details"][0]["field"] == field
-        assert snapshot(database_url) == before  # the good event was not stored either
+        assert stored(database_url) == before  # the good event was not stored either

@@ -6,8 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from cartpredict.decisions.policy import DEFAULT_POLICY
-from cartpredict.serving.policies import default_policy
+from cartpredict.decisions.policy import DEFAULT_POLICY, default_policy
 from tests.support.factories import OPERATOR, create_retailer, make_settings, retailer_spec
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -26,6 +26,7 @@ from tests.support.factories import (
     make_settings,
     retailer_spec,
 )
+from tests.support.feeds import await_a_feed_poll
 from tests.support.servers import running_server, server_pid
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -86,9 +87,14 @@ def test_server_errors_are_counted(sqlite_url: str, monkeypatch: pytest.MonkeyPa
         assert responses(client, "other", 404) == 1
 
 
-def test_cache_lookups_and_the_models_served_are_counted(client: TestClient) -> None:
+def test_cache_lookups_and_the_models_served_are_counted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     auth_a = create_retailer(client, "store_a")
     auth_b = create_retailer(client, "store_b")
+    store = client.app.state.services.store
+    await_a_feed_poll(monkeypatch, store)  # the creations are applied: nothing invalidates later
+    monkeypatch.undo()
     before = samples(client)
 
     def lookups(now: dict[Any, float], cache: str, result: str) -> float:

@@ -27,6 +27,7 @@ TENANT_CALLS: list[Call] = [
     ("POST", "/events", lambda rid: {"json": {"retailer_id": rid, "events": [EVENT]}}),
     ("GET", "/retailer/{rid}/model", lambda rid: {}),
     ("GET", "/retailer/{rid}/stats", lambda rid: {}),
+    ("GET", "/retailer/{rid}/experiment", lambda rid: {}),
     ("POST", "/retailer/{rid}/model/rollback", lambda rid: {}),
 ]
 # Routes with no tenant resource: open to all, or the operator's alone.

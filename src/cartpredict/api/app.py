@@ -23,7 +23,16 @@ from cartpredict.api.deps import principal
 from cartpredict.api.fastlane import FastLane
 from cartpredict.api.limits import BodyLimit
 from cartpredict.api.ratelimit import RateLimiter, Sharing, keep
-from cartpredict.api.routes import events, health, metrics, models, predict, retailers, stats
+from cartpredict.api.routes import (
+    events,
+    experiment,
+    health,
+    metrics,
+    models,
+    predict,
+    retailers,
+    stats,
+)
 from cartpredict.core.clock import Clock, utcnow
 from cartpredict.core.errors import SchemaOutOfDate
 from cartpredict.core.settings import Settings
@@ -145,7 +154,7 @@ def create_app(
     services = build_services(settings, clock)
     app.state.services = services
     errors.install(app)
-    modules = (predict, events, retailers, models, stats, health, metrics)
+    modules = (predict, events, retailers, models, stats, experiment, health, metrics)
     for module in modules:
         app.include_router(module.router)
     # Every route, as declared (the app's own list holds the included routers, not theirs).

@@ -30,9 +30,10 @@ Reported figures, not verified here; the experiment report measures each retaile
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from cartpredict.core import currency
 from cartpredict.core.vocabulary import Channel
 
 CHANNELS = tuple(c.value for c in Channel)
@@ -137,3 +138,23 @@ DEFAULT_POLICY = RecoveryPolicy(
         Action("popup_10", "onsite", cost=0.0, discount=0.10),
     ),
 )
+
+
+def default_policy(code: str) -> RecoveryPolicy:
+    """:data:`DEFAULT_POLICY`, its costs (set in US dollars) converted to ``code`` with the
+    dated rate table; free, in a currency the table does not hold (set the costs then)."""
+    if code == "USD":
+        return DEFAULT_POLICY
+    known = currency.known(code)
+    return replace(
+        DEFAULT_POLICY,
+        actions=tuple(
+            replace(a, cost=currency.from_usd(a.cost, code) if known else 0.0)
+            for a in DEFAULT_POLICY.actions
+        ),
+    )
+
+
+def in_force(stored: Mapping[str, Any] | None, code: str) -> RecoveryPolicy:
+    """The policy a retailer set (as stored), or the default in its currency ``code``."""
+    return default_policy(code) if stored is None else RecoveryPolicy.from_dict(stored)

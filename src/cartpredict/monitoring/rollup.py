@@ -3,7 +3,8 @@
 Predictions (rows of the prediction log for those with a ``cart_id``; counts for
 those without, see ``recorder.py``) are reduced to one row per retailer and UTC day: carts
 scored, the distribution of P(abandoned), the decisions served, their outcomes once purchases
-arrive, and the scored carts' profile for drift (``drift.py``). A cart with an id counts once
+arrive, the scored carts' profile for drift (``drift.py``), and the experiment's treatment and
+control groups per action (``experiment.py``). A cart with an id counts once
 per day, by its latest prediction that day; a prediction without one counts as a cart of its
 own and has no outcome. Outcome: *purchased* when the retailer sent a purchase of the cart
 within 24 h after the prediction (or up to ``CLOCK_SKEW`` before it), *abandoned* when 24 h
@@ -20,10 +21,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
-from cartpredict.monitoring import tally
+from cartpredict.monitoring import experiment, tally
 from cartpredict.monitoring.budget import BudgetStore, update_cutoffs
 from cartpredict.monitoring.recorder import PredictionRecorder
-from cartpredict.storage import DailyStats, EventStore, ScoredCart
+from cartpredict.storage import DailyStats, EventStore, Exposure, ScoredCart
 
 OUTCOME_WINDOW = timedelta(hours=24)
 LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
@@ -31,11 +32,12 @@ FINAL_AFTER = OUTCOME_WINDOW + LATE_EVENTS  # after a day ends: final, never com
 # A purchase stamped this much before the prediction still follows it: event times are often
 # whole seconds, and the retailer's clock is not ours.
 CLOCK_SKEW = timedelta(minutes=2)
+VALUE_LOOKBACK = timedelta(days=14)  # a purchased cart's value: its last update this far back
 
 
 class RollupStore(BudgetStore, EventStore, Protocol):
-    """What the rollup reads and writes: predictions, their purchases, the daily rows, the
-    budgets' cut-offs."""
+    """What the rollup reads and writes: predictions, their purchases, exposures and cart
+    values, the daily rows, the budgets' cut-offs."""
 
 
 def day_figures(
@@ -106,19 +108,15 @@ def rollup(store: RollupStore, *, as_of: datetime) -> int:
             end=end + OUTCOME_WINDOW + timedelta(seconds=1),
         ):
             purchases[cart_id].append(at)
-        rows = [
-            DailyStats(
-                retailer_id=rid,
-                day=day,
-                computed_at=as_of,
-                final=as_of >= day_bounds(day)[1] + FINAL_AFTER,
-                figures=day_figures(
-                    by_day[day], purchases, as_of=as_of, counted=counted.get(day, ())
-                ),
-            )
-            for day in open_days
-            if by_day.get(day) or counted.get(day)  # a day whose raw rows are gone keeps its row
-        ]
+        exposed = _experiment_by_day(store, rid, start, end, purchases=purchases, by_day=by_day)
+        rows = []
+        for day in open_days:
+            if not (by_day.get(day) or counted.get(day) or exposed.get(day)):
+                continue  # a day whose raw rows are gone keeps its row
+            figures = day_figures(by_day[day], purchases, as_of=as_of, counted=counted.get(day, ()))
+            figures[experiment.KEY] = exposed.get(day, {})
+            done = as_of >= day_bounds(day)[1] + FINAL_AFTER
+            rows.append(DailyStats(rid, day, computed_at=as_of, final=done, figures=figures))
         store.put_daily_stats(retailer_id=rid, days=rows)
         written += len(rows)
     return written
@@ -132,6 +130,38 @@ def rollup_now(store: RollupStore, recorder: PredictionRecorder, *, clock: Clock
     written = rollup(store, as_of=now)
     update_cutoffs(store, as_of=now)
     return written
+
+
+def _experiment_by_day(
+    store: RollupStore,
+    retailer_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    purchases: Mapping[str, Sequence[datetime]],
+    by_day: Mapping[date, Sequence[ScoredCart]],
+) -> dict[date, dict[str, Any]]:
+    """The experiment's figures (``experiment.py``) of the days in ``[start, end)``;
+    ``purchases``: those of their 24 h windows, by cart."""
+    exposures = store.exposures(retailer_id=retailer_id, start=start, end=end)
+    retailer = store.get_retailer(retailer_id=retailer_id)
+    if not exposures or retailer is None:
+        return {}
+    window_end = end + experiment.OUTCOME_WINDOW + timedelta(seconds=1)
+    values: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for cart_id, at, value in store.cart_values(
+        retailer_id=retailer_id, start=start - VALUE_LOOKBACK, end=window_end
+    ):
+        values[cart_id].append((at, value))
+    logged = {c.cart_id: c.cart_value for day in by_day.values() for c in day if c.cart_id}
+    policies = experiment.policy_versions(store, retailer, since=start)
+    daily: dict[date, list[Exposure]] = defaultdict(list)
+    for exposure in exposures:
+        daily[exposure.at.astimezone(UTC).date()].append(exposure)
+    return {
+        day: experiment.day_figures(found, purchases, values, logged, policies)
+        for day, found in daily.items()
+    }
 
 
 def _days(first: date, last: date) -> Iterable[date]:

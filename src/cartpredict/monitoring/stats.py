@@ -4,8 +4,9 @@ Every count shown covers 0 or at least ``K_ANONYMITY`` carts, and so does
 the difference of any two answers over nested sets of groups (two windows at one moment, one
 window at two moments as long as nothing left it), so that subtraction cannot single out fewer:
 
-* groups are fixed by the calendar (``_periods``): a day with at least k carts alone, the other
-  days of a week together; all windows end today, so two of them differ by whole groups;
+* groups are fixed by the calendar (``calendar_groups``): a day with at least k carts alone,
+  the other days of a week together; all windows end today, so two of them differ by whole
+  groups;
 * a group is shown only once final, so what happens later (a new prediction, a purchase, a
   pending outcome resolved) never moves a figure shown; today never shows;
 * within a group, a count of 1 to k-1 is left out, and so is whatever would give it away (the
@@ -132,7 +133,7 @@ def _sum(groups: Sequence[_Shown]) -> _Shown:
     )
 
 
-class _Notes:
+class Notes:
     """The response's ``merged`` and ``suppressed`` lists."""
 
     def __init__(self) -> None:
@@ -160,7 +161,7 @@ class _Notes:
         return None
 
 
-def _group(shown: _Shown, field: str, notes: _Notes) -> dict[str, Any]:
+def _group(shown: _Shown, field: str, notes: Notes) -> dict[str, Any]:
     """What a retailer sees of a group, or of the sum of several (``totals``)."""
     flagged = notes.count(shown, "flagged", f"{field}.predicted_abandoned")
     share = None if flagged is None else round(flagged / shown.flagged_among, 4)
@@ -183,7 +184,7 @@ def _group(shown: _Shown, field: str, notes: _Notes) -> dict[str, Any]:
     }
 
 
-def _rates(shown: _Shown, field: str, notes: _Notes) -> dict[str, float | None]:
+def _rates(shown: _Shown, field: str, notes: Notes) -> dict[str, float | None]:
     """Realised abandonment rate, precision and recall, over the groups where every cell of
     decision x outcome is shown."""
     names = ("abandonment_rate", "precision", "recall")
@@ -209,7 +210,7 @@ def _rates(shown: _Shown, field: str, notes: _Notes) -> dict[str, float | None]:
     }
 
 
-def _distribution(shown: _Shown, notes: _Notes) -> list[dict[str, Any]]:
+def _distribution(shown: _Shown, notes: Notes) -> list[dict[str, Any]]:
     """Fixed bins of P(abandoned); a bin is never merged with another (merging depends on
     what else is in the window, and so would the figures)."""
     if "distribution" in shown.partial:
@@ -227,8 +228,8 @@ def _newest_final(now: datetime) -> date:
     return (now.astimezone(UTC) - FINAL_AFTER).date() - timedelta(days=1)
 
 
-def _periods(
-    rows: Sequence[DailyStats], *, now: datetime, first: date, held_from: date, notes: _Notes
+def calendar_groups(
+    rows: Sequence[DailyStats], *, now: datetime, first: date, held_from: date, notes: Notes
 ) -> list[list[DailyStats]]:
     """The groups shown, oldest first. Their boundaries are fixed by the calendar and their
     figures by time, so that no two answers (other windows, other moments) can be subtracted
@@ -276,9 +277,9 @@ def _span(delta: timedelta) -> str:
 class StatsService:
     """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift.
 
-    Every figure comes from final, calendar-fixed groups (``_periods``), and every count of a
-    group is 0 or at least k (``_shown``); totals and the distribution are sums over groups,
-    drift is over the groups of one calendar week. Two windows at one moment differ by whole
+    Every figure comes from final, calendar-fixed groups (``calendar_groups``), and every count
+    of a group is 0 or at least k (``_shown``); totals and the distribution are sums over
+    groups, drift is over the groups of one calendar week. Two windows at one moment differ by whole
     groups, and so do two moments for one window as far as their groups are nested: any such
     difference is 0 or at least k carts.
     """
@@ -305,8 +306,8 @@ class StatsService:
         first = today - timedelta(days=days - 1)
         held_from = today - timedelta(days=min(self._held_days, MAX_DAYS) - 1)
         rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
-        notes = _Notes()
-        every = _periods(rows, now=now, first=first, held_from=held_from, notes=notes)
+        notes = Notes()
+        every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
         groups = [g for g in every if g[-1].day >= first]
         shown = [_shown(tally.total(r.figures for r in group)) for group in groups]
         periods: list[dict[str, Any]] = []
@@ -339,7 +340,7 @@ class StatsService:
         rows: Sequence[DailyStats],
         groups: Sequence[list[DailyStats]],
         now: datetime,
-        notes: _Notes,
+        notes: Notes,
     ) -> dict[str, Any]:
         """PSI of the carts of the shown groups of one calendar week (``_drift_week``).
 

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from cartpredict.core.clock import Clock
 from cartpredict.core.settings import Settings
 from cartpredict.models.registry import ModelRegistry
+from cartpredict.monitoring.experiment import ExperimentService
 from cartpredict.monitoring.metrics import Metrics
 from cartpredict.monitoring.recorder import PredictionRecorder
 from cartpredict.monitoring.stats import StatsService
 from cartpredict.serving.auth import Authenticator
 from cartpredict.serving.cache import TenantCache
 from cartpredict.serving.events import EventService
+from cartpredict.serving.policies import policy_of
 from cartpredict.serving.predict import Predictor
 from cartpredict.serving.retailers import RetailerService
 from cartpredict.serving.served_models import ModelService
@@ -39,6 +41,7 @@ class Services:
     metrics: Metrics
     recorder: PredictionRecorder
     stats: StatsService
+    experiment: ExperimentService
 
     def close(self) -> None:
         if self.bus is not None:
@@ -79,6 +82,13 @@ def build_services(settings: Settings, clock: Clock) -> Services:
             store=store,
             retailer=lambda retailer_id: tenants.load(retailer_id).retailer,
             registry=registry,
+            clock=clock,
+            held_days=settings.aggregate_retention_days,
+        ),
+        experiment=ExperimentService(
+            store=store,
+            retailer=lambda retailer_id: tenants.load(retailer_id).retailer,
+            policy=policy_of,
             clock=clock,
             held_days=settings.aggregate_retention_days,
         ),

@@ -14,8 +14,8 @@ from typing import Protocol
 from cartpredict.core.clock import Clock
 from cartpredict.core.errors import Conflict, InvalidInput, RetailerNotFound
 from cartpredict.decisions.decide import group_of
-from cartpredict.decisions.policy import RecoveryPolicy
-from cartpredict.serving.policies import default_policy, salt_of
+from cartpredict.decisions.policy import RecoveryPolicy, in_force
+from cartpredict.serving.policies import salt_of
 from cartpredict.serving.retailers import cart_problems
 from cartpredict.serving.schemas import ActionTaken, CartUpdated, Purchased
 from cartpredict.storage import (
@@ -73,10 +73,7 @@ class EventService:
     ) -> list[tuple[int, RecoveryPolicy, datetime]]:
         since = now - timedelta(days=ACTION_POLICY_DAYS)
         versions = self._store.policy_versions(retailer_id=retailer.retailer_id, since=since)
-        return [
-            (v, default_policy(retailer.currency) if p is None else RecoveryPolicy.from_dict(p), at)
-            for v, p, at in versions
-        ]
+        return [(v, in_force(p, retailer.currency), at) for v, p, at in versions]
 
     def ingest(self, retailer: Retailer, events: Sequence[AnyEvent]) -> int:
         """Store the batch (all or nothing); return how many events were new."""

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from cartpredict.core import currency
 from cartpredict.core.clock import Clock
 from cartpredict.core.errors import InvalidInput, RetailerExists, RetailerNotFound
-from cartpredict.serving import currency
+from cartpredict.decisions.policy import default_policy
 from cartpredict.serving.auth import hash_key, new_api_key
-from cartpredict.serving.policies import default_policy
 from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants

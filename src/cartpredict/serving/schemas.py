@@ -27,10 +27,10 @@ from pydantic import (
     model_validator,
 )
 
+from cartpredict.core import currency
 from cartpredict.core.clock import rfc3339
 from cartpredict.core.vocabulary import Channel, DeviceType
 from cartpredict.privacy.personal import not_personal
-from cartpredict.serving import currency
 from cartpredict.serving.policies import policy_of
 from cartpredict.storage import Retailer
 
@@ -670,3 +670,43 @@ class StatsOut(BaseModel):
     suppressed: list[Note] = Field(
         description="Figures left out, or summed over fewer periods: too few carts"
     )
+
+
+class ExperimentArm(BaseModel):
+    carts: int = Field(description="Carts with an exposure event of the action in this group")
+    purchased: int = Field(description="Of them, bought within 24 h after the decision")
+    rate: float | None
+    revenue: float = Field(description="The bought carts' values, in the retailer's currency")
+    margin: float = Field(description="What the retailer kept of them, after discounts")
+    cost: float = Field(description="The actions' costs (treatment only)")
+
+
+class Uplift(BaseModel):
+    estimate: float = Field(description="Treatment's purchase rate minus control's")
+    ci95: list[float] = Field(description="Newcombe's hybrid score interval, 95 %")
+
+
+class ExperimentAction(BaseModel):
+    treatment: ExperimentArm | None = Field(description="None: no period may be shown")
+    control: ExperimentArm | None
+    uplift: Uplift | None
+    incremental_purchases: float | None = Field(
+        description="Purchases the action added: uplift x treated carts"
+    )
+    incremental_margin: float | None = Field(
+        description="Margin the action added: treatment's margin, less the control's margin "
+        "per cart x treated carts, less the actions' costs"
+    )
+    periods: int = Field(description="Periods of the stats whose figures are summed here")
+
+
+class ExperimentOut(BaseModel):
+    retailer_id: str
+    k_anonymity: int = Field(description="Every figure shown covers at least this many carts")
+    window: StatsWindow
+    computed_at: datetime | None = Field(description="When the aggregates were last updated")
+    actions: dict[str, ExperimentAction] = Field(
+        description="Per action of the policy (and any other with exposure events in the window)"
+    )
+    merged: list[Note] = Field(description="Days shown as their week, to reach k carts")
+    suppressed: list[Note] = Field(description="Periods and figures left out: too few carts")

@@ -251,6 +251,12 @@ class EventStore(Protocol):
     ) -> Sequence[tuple[str, datetime]]:
         """(cart_id, at) of the retailer's purchase events at ``[start, end)``."""
 
+    def cart_values(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[tuple[str, datetime, float]]:
+        """(cart_id, at, cart_value) of the retailer's cart updates at ``[start, end)``, oldest
+        first."""
+
 
 class RegistryStore(Protocol):
     """Model versions, what serves each scope, and the log of promotions."""

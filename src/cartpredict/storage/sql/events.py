@@ -116,6 +116,19 @@ class EventRows(SqlSession):
             ).all()
         return [(r.cart_id, r.at) for r in rows]
 
+    def cart_values(
+        self, *, retailer_id: str, start: datetime, end: datetime
+    ) -> Sequence[tuple[str, datetime, float]]:
+        e = events_table.c
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(
+                select(e.cart_id, e.at, e.cart_value)
+                .where(e.retailer_id == retailer_id, e.type == "cart_updated",
+                       e.at >= start, e.at < end)
+                .order_by(e.at, e.event_id)
+            ).all()  # fmt: skip
+        return [(r.cart_id, r.at, float(r.cart_value)) for r in rows]
+
 
 def _micros(at: Any, dialect: str) -> ColumnElement[int]:
     """A timestamp as integer microseconds since the epoch, computed by the database (exact:

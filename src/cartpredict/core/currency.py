@@ -21,7 +21,7 @@ TYPICAL_CART_USD = 60.0  # the reference cart value features are scaled to (mode
 
 @cache
 def _table() -> dict[str, Any]:
-    text = resources.files("cartpredict.serving").joinpath("rates.json").read_text("utf-8")
+    text = resources.files("cartpredict.core").joinpath("rates.json").read_text("utf-8")
     return dict(json.loads(text))
 
 

@@ -1,0 +1,253 @@
+"""The experiment report: what each action added over its control group, in purchases and margin.
+
+Its unit is the exposure event: the retailer's record of what it did with a decision, for every
+decided cart it took into account, whether the send failed or the cart was bought first
+(intent to treat). Per action, the treatment group holds the carts exposed to it, the control
+group the carts that held it out. Each is compared over the 24 h after the decision:
+
+* *purchased*: a purchase of the cart in (``at``, ``at`` + 24 h];
+* *revenue*: the cart's last value before that purchase (the value the prediction logged, when
+  no cart update of it is held);
+* *margin*: revenue × the policy's margin, less the action's discount on a treated cart's
+  purchase; a treated cart the action did not reach (``delivered: false``) is charged neither
+  the discount nor the action's cost;
+* the policy is the version in force at the decision (``at``).
+
+A cart counts once per action and day (its first exposure that day). The figures are part of
+the day's stats row (``rollup.py``), so they follow the stats' rules: recomputed until final,
+kept 90 days, and shown only in the stats' calendar groups once final (``stats.py``). Within a
+group an action is shown only when each arm has at least k carts and its purchased and
+unpurchased carts are each 0 or at least k; otherwise the group is left out of that action
+whole, so the difference of two answers is a sum of whole groups: 0 or at least k carts per
+count. The uplift is rate_T − rate_C with Newcombe's hybrid score interval
+(``decisions/experiment.py``) over the groups shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cartpredict.core.clock import Clock, rfc3339
+from cartpredict.decisions.experiment import Arm, compare
+from cartpredict.decisions.policy import RecoveryPolicy, in_force
+from cartpredict.monitoring.stats import MAX_DAYS, Notes, calendar_groups
+from cartpredict.privacy.anonymity import K_ANONYMITY, suppress_small
+from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer, RetailerStore
+
+KEY = "experiment"  # where a day's stats row keeps these figures
+ARMS = ("treatment", "control")
+OUTCOME_WINDOW = timedelta(hours=24)
+FIELDS = ("carts", "purchased", "revenue", "margin", "cost")
+
+PolicyVersions = Sequence[tuple[int, RecoveryPolicy, datetime]]  # (version, policy, from)
+
+
+def day_figures(
+    exposures: Sequence[Exposure],
+    purchases: Mapping[str, Sequence[datetime]],
+    values: Mapping[str, Sequence[tuple[datetime, float]]],
+    logged_values: Mapping[str, float],
+    policies: PolicyVersions,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """One day's figures, ``{action: {arm: {carts, purchased, revenue, margin, cost}}}``, from
+    the day's ``exposures`` (oldest first); ``purchases`` and ``values`` (cart updates' times
+    and values, oldest first) by cart; ``logged_values``: each cart's value as predicted;
+    ``policies``: the versions in force over the day and before (oldest first)."""
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for exposure in exposures:
+        key = (exposure.cart_id, exposure.action)
+        if key in seen:
+            continue
+        seen.add(key)
+        policy = _in_force(policies, exposure.at)
+        action = policy.action(exposure.action) if policy is not None else None
+        reached = exposure.group == "treatment" and exposure.delivered is not False
+        discount = action.discount if action is not None and reached else 0.0
+        margin = policy.margin if policy is not None else 0.0
+        arm = figures.setdefault(exposure.action, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})[
+            exposure.group
+        ]
+        arm["carts"] += 1
+        if reached and action is not None:
+            arm["cost"] += action.cost
+        bought = _purchase(exposure, purchases.get(exposure.cart_id, ()))
+        if bought is None:
+            continue
+        value = _value_before(values.get(exposure.cart_id, ()), bought)
+        if value is None:
+            value = logged_values.get(exposure.cart_id, 0.0)
+        arm["purchased"] += 1
+        arm["revenue"] += value
+        arm["margin"] += value * (margin - discount)
+    return figures
+
+
+def _purchase(exposure: Exposure, purchases: Iterable[datetime]) -> datetime | None:
+    end = exposure.at + OUTCOME_WINDOW
+    return min((at for at in purchases if exposure.at < at <= end), default=None)
+
+
+def _value_before(updates: Sequence[tuple[datetime, float]], at: datetime) -> float | None:
+    before = [value for when, value in updates if when <= at]
+    return before[-1] if before else None
+
+
+def _in_force(policies: PolicyVersions, at: datetime) -> RecoveryPolicy | None:
+    current = None
+    for _, policy, since in policies:
+        if since <= at or current is None:
+            current = policy
+    return current
+
+
+def policy_versions(
+    store: RetailerStore, retailer: Retailer, *, since: datetime
+) -> list[tuple[int, RecoveryPolicy, datetime]]:
+    """The retailer's policies in force at or after ``since``, oldest first."""
+    versions = store.policy_versions(retailer_id=retailer.retailer_id, since=since)
+    return [(v, in_force(p, retailer.currency), at) for v, p, at in versions]
+
+
+# --- what a retailer sees ---------------------------------------------------------------------
+
+
+def _summed(days: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """A group's figures, its days' summed."""
+    total: dict[str, dict[str, dict[str, float]]] = {}
+    for figures in days:
+        for name, arms in figures.get(KEY, {}).items():
+            into = total.setdefault(name, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})
+            for arm, counts in arms.items():
+                for field in FIELDS:
+                    into[arm][field] += counts[field]
+    return total
+
+
+def _shown(arms: Mapping[str, Mapping[str, float]]) -> str | None:
+    """Why an action's figures of one group may not be shown (None: they may)."""
+    k = K_ANONYMITY
+    for arm in ARMS:
+        carts, bought = int(arms[arm]["carts"]), int(arms[arm]["purchased"])
+        if carts < k:
+            return f"the {arm} group has fewer than {k} carts"
+        if None in suppress_small((bought, carts - bought), k):
+            return f"the {arm} group's purchased or unpurchased carts number 1 to {k - 1}"
+    return None
+
+
+def _arm(counts: Mapping[str, float]) -> Arm:
+    return Arm(
+        carts=int(counts["carts"]),
+        purchased=int(counts["purchased"]),
+        revenue=counts["revenue"],
+        margin=counts["margin"],
+        cost=counts["cost"],
+    )
+
+
+def _arm_out(arm: Arm) -> dict[str, Any]:
+    return {
+        "carts": arm.carts,
+        "purchased": arm.purchased,
+        "rate": None if arm.rate is None else round(arm.rate, 4),
+        "revenue": round(arm.revenue, 2),
+        "margin": round(arm.margin, 2),
+        "cost": round(arm.cost, 2),
+    }
+
+
+def _action_out(totals: Mapping[str, Arm] | None, periods: int) -> dict[str, Any]:
+    if totals is None:
+        return {"treatment": None, "control": None, "uplift": None, "periods": 0,
+                "incremental_purchases": None, "incremental_margin": None}  # fmt: skip
+    found = compare(totals["treatment"], totals["control"])
+    return {
+        "treatment": _arm_out(totals["treatment"]),
+        "control": _arm_out(totals["control"]),
+        "uplift": {
+            "estimate": round(found.uplift, 4),
+            "ci95": [round(found.ci95[0], 4), round(found.ci95[1], 4)],
+        },
+        "incremental_purchases": round(found.incremental_purchases, 2),
+        "incremental_margin": round(found.incremental_margin, 2),
+        "periods": periods,
+    }
+
+
+class ExperimentService:
+    """``GET /retailer/{id}/experiment``: per action, treatment against control over the
+    stats' final calendar groups of the window (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: PredictionStore,
+        retailer: Callable[[str], Retailer],
+        policy: Callable[[Retailer], RecoveryPolicy],
+        clock: Clock,
+        held_days: int = MAX_DAYS,
+    ) -> None:
+        self._store = store
+        self._retailer = retailer  # the retailer's configuration; RetailerNotFound if none
+        self._policy = policy
+        self._clock = clock
+        self._held_days = held_days
+
+    def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
+        retailer = self._retailer(retailer_id)
+        now = self._clock()
+        today = now.astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        held_from = today - timedelta(days=min(self._held_days, MAX_DAYS) - 1)
+        rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
+        notes = Notes()
+        every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
+        groups = [g for g in every if g[-1].day >= first]
+        sums: dict[str, dict[str, Arm]] = {}
+        shown_in: dict[str, int] = defaultdict(int)
+        names = [a.name for a in self._policy(retailer).actions]
+        for group in groups:
+            if len(group) > 1:
+                reason = f"days with fewer than {K_ANONYMITY} carts each, shown as their week"
+                notes.merged.append({"field": _span(group), "reason": reason})
+            for name, arms in _summed(r.figures for r in group).items():
+                if name not in names:
+                    names.append(name)
+                why = _shown(arms)
+                if why is not None:
+                    notes.left_out(f"actions.{name}", f"{_span(group)}: {why}")
+                    continue
+                shown_in[name] += 1
+                into = sums.setdefault(name, {})
+                for arm in ARMS:
+                    into[arm] = _plus(into.get(arm), _arm(arms[arm]))
+        for name in names:
+            if name not in sums:
+                notes.left_out(f"actions.{name}", "no period shows both groups with at least "
+                               f"{K_ANONYMITY} carts each")  # fmt: skip
+        computed = [r.computed_at for group in groups for r in group]
+        return {
+            "retailer_id": retailer_id,
+            "k_anonymity": K_ANONYMITY,
+            "window": {"start": first.isoformat(), "end": today.isoformat(), "days": days},
+            "computed_at": rfc3339(max(computed)) if computed else None,
+            "actions": {name: _action_out(sums.get(name), shown_in[name]) for name in names},
+            "merged": notes.merged,
+            "suppressed": notes.suppressed,
+        }
+
+
+def _plus(a: Arm | None, b: Arm) -> Arm:
+    if a is None:
+        return b
+    return Arm(a.carts + b.carts, a.purchased + b.purchased, a.revenue + b.revenue,
+               a.margin + b.margin, a.cost + b.cost)  # fmt: skip
+
+
+def _span(group: Sequence[DailyStats]) -> str:
+    first, last = group[0].day.isoformat(), group[-1].day.isoformat()
+    return first if first == last else f"{first} to {last}"
