@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,13 +12,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cartpredict.learning import training
 from cartpredict.learning.fit import fit_logistic
 from cartpredict.learning.simulate import Simulation, simulate
 from cartpredict.learning.snapshots import snapshots
-from cartpredict.learning.training import Trainer
+from cartpredict.learning.threshold_tables import (
+    MAX_STEPS,
+    pooled_threshold_table,
+    threshold_table,
+)
+from cartpredict.learning.training import MIN_THRESHOLD_CARTS, Trainer
 from cartpredict.models.features import FeatureSpec, level_counts, spec_for
 from cartpredict.models.logistic import LogisticModel
-from cartpredict.models.registry import ModelRegistry
+from cartpredict.models.registry import ModelRegistry, operating_point
+from cartpredict.models.thresholds import ThresholdTable
 from cartpredict.ops.experiments import load_simulation
 from cartpredict.serving.schemas import CartIn
 from cartpredict.storage import POOLED_SCOPE, Store, open_store
@@ -258,3 +267,102 @@ def test_the_newton_fit_reaches_the_penalised_optimum_with_a_prior() -> None:
     warm = fit_logistic(X, y.astype(float), penalty=penalty, prior=prior, prior_intercept=0.2,
                         start=fit_logistic(X, y.astype(float), penalty=1e-4))  # fmt: skip
     assert warm.weights == pytest.approx(ours.weights, abs=1e-9)
+
+
+# --- threshold tables: precision_target applied without retraining -----------------------------
+
+
+def carts_called(threshold: float, p: np.ndarray, carts: np.ndarray) -> int:
+    """Distinct carts with a validation row called abandoned at ``threshold``."""
+    return len(np.unique(carts[p >= threshold]))
+
+
+def test_a_table_holds_the_validation_rows_precision_at_each_of_its_thresholds() -> None:
+    rng = np.random.default_rng(3)
+    carts = np.repeat(np.arange(600), 3)  # three snapshots a cart
+    p = rng.beta(5, 2, size=carts.size)
+    y = rng.random(carts.size) < p
+    table = threshold_table(p, y, carts)
+    assert 20 <= len(table.steps) <= MAX_STEPS + 1
+    assert (table.rows, table.abandoned, table.carts) == (carts.size, int(y.sum()), 600)
+    assert table.steps[-1].called == carts.size  # the last step calls every row
+    for step in table.steps:
+        called = p >= step.threshold
+        assert step.threshold == round(step.threshold, 3)  # a round number, no cart's score
+        assert (step.called, step.hits) == (int(called.sum()), int(y[called].sum()))
+        assert step.carts == carts_called(step.threshold, p, carts)
+
+
+def test_swept_over_every_target_the_pooled_thresholds_are_at_least_10_carts_apart(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member sweeping its precision_target 0.01..0.99 gets thresholds between which lie at
+    least 10 validation carts of the pool (and 10 above the highest): nothing finer."""
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def spied(p: np.ndarray, y: np.ndarray, carts: np.ndarray) -> Any:
+        seen.append((p, y, carts))
+        return pooled_threshold_table(p, y, carts)
+
+    monkeypatch.setattr(training, "pooled_threshold_table", spied)
+    members = [config(f"m{i}", pooled=True) for i in range(3)]
+    few = simulate(retailers=3, days=14, seed=11, carts_per_day=40, configs=members)
+    store, _ = lab.trained(few)  # a small pool: steps of 1 % of its rows hold only a few carts
+    pooled = store.served_version(scope=POOLED_SCOPE)
+    assert pooled is not None and pooled.model["thresholds"]["target_grid"] == 0.01
+    ((p, y, carts),) = seen
+    newcomer = replace(store.get_retailer(retailer_id="m0"), retailer_id="newcomer")  # type: ignore[arg-type]
+    registry = ModelRegistry(store)
+    by_target = {}
+    for percent in range(1, 100):
+        retailer = replace(newcomer, precision_target=percent / 100)
+        by_target[percent / 100] = registry.served_model(retailer).threshold
+        assert operating_point(pooled, retailer).source == "pooled_grid"
+    thresholds = sorted({t for t in by_target.values() if t is not None}, reverse=True)
+    assert len(thresholds) >= 5, thresholds  # the sweep moved the threshold: not vacuous
+    counts = [carts_called(t, p, carts) for t in thresholds]
+    assert counts[0] >= 10
+    assert all(lower - higher >= 10 for higher, lower in itertools.pairwise(counts)), counts
+    for target, threshold in by_target.items():  # and each keeps its promise where it can
+        called = p >= threshold
+        if y[called].mean() < target - 1e-9:
+            assert y[called].mean() == max(
+                y[p >= s.threshold].mean()
+                for s in ThresholdTable.from_dict(pooled.model["thresholds"]).steps
+            )
+
+
+def test_a_retailers_own_model_follows_its_target_without_retraining(lab: Lab) -> None:
+    run = sim(config("alpha", pooled=False))
+    store, _ = lab.trained(run)
+    version = store.served_version(scope="alpha")
+    retailer = store.get_retailer(retailer_id="alpha")
+    assert version is not None and retailer is not None
+    table = ThresholdTable.from_dict(version.model["thresholds"])
+    valid = training.Source(run.end + timedelta(days=1), store=store).read(retailer).valid
+    assert table.target_grid is None  # its own carts: any target, as it is
+    assert (table.rows, table.carts) == (len(valid), valid.n_carts())
+    registry = ModelRegistry(store)
+    assert registry.served_model(retailer).threshold == version.threshold  # trained at 0.7
+    points = [operating_point(version, replace(retailer, precision_target=t))
+              for t in (0.7, 0.9, 0.95)]  # fmt: skip
+    assert [p.threshold for p in points] == [
+        registry.served_model(replace(retailer, precision_target=t)).threshold
+        for t in (0.7, 0.9, 0.95)
+    ]
+    shares = [p.share_called_abandoned for p in points]
+    assert shares[0] > shares[1] > shares[2]  # type: ignore[operator]
+    assert all(p.expected_precision >= t for p, t in zip(points[1:], (0.9, 0.95), strict=True))  # type: ignore[operator]
+
+
+def test_a_member_with_enough_validation_carts_is_served_on_its_own_carts(lab: Lab) -> None:
+    store, _ = lab.trained(sim(config("big", pooled=True), config("other", pooled=True)))
+    pooled = store.served_version(scope=POOLED_SCOPE)
+    assert pooled is not None
+    assert set(pooled.metrics["thresholds_by_retailer"]) == {"big", "other"}
+    big = store.get_retailer(retailer_id="big")
+    assert big is not None
+    point = operating_point(pooled, replace(big, precision_target=0.9))
+    assert point.source == "own_validation" and point.validation_carts >= MIN_THRESHOLD_CARTS  # type: ignore[operator]
+    # what a member sees of the pooled model's figures does not include the tables
+    assert "thresholds" not in pooled.metrics["by_retailer"]["big"]

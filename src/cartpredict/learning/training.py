@@ -11,6 +11,14 @@
   baseline rule's and the served model's.
 * Too little data (fewer than ``MIN_CARTS`` training carts or ``MIN_CLASS`` rows of a class):
   no per-retailer model; the pooled model serves (if opted in), else the baseline.
+* Every version keeps a threshold table (``threshold_tables.py``) of its validation scores, so
+  serving sets each retailer's operating point for its ``precision_target`` of the moment:
+  a retailer's own model, over its own validation carts; the pooled model, over every member's
+  (k-anonymous steps, a grid of targets), and, for each member with at least
+  ``MIN_THRESHOLD_CARTS`` validation carts in the pooled sample (``MIN_CLASS`` rows of each
+  class), over that member's own, kept in ``metrics["thresholds_by_retailer"]``: the
+  threshold it is served at is then set on its own carts. The version's stored ``threshold``
+  is the table's at the target of training time (the pooled model's: 0.70).
 
 The work runs on an executor (``executors.py``: this process, this machine's cores, a Dask
 cluster), a few retailers in flight at a time, so memory is bounded by a few retailers' data,
@@ -38,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from cartpredict.learning.columns import design_matrix, profile_of, score
-from cartpredict.learning.evaluation import choose_threshold, headline
+from cartpredict.learning.evaluation import headline
 from cartpredict.learning.executors import Executor, InProcess
 from cartpredict.learning.fit import fit_path, sigmoid
 from cartpredict.learning.frames import (
@@ -51,6 +59,7 @@ from cartpredict.learning.frames import (
     split_by_time,
     without_treated,
 )
+from cartpredict.learning.threshold_tables import pooled_threshold_table, threshold_table
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.features import (
@@ -62,6 +71,7 @@ from cartpredict.models.features import (
 )
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry
+from cartpredict.models.thresholds import ThresholdTable
 from cartpredict.storage import POOLED_SCOPE, EventStore, ModelVersion, Retailer, Store, open_store
 
 MIN_CARTS = 50
@@ -72,6 +82,7 @@ POOLED_PRECISION_TARGET = 0.70
 POOLED_TRAIN_ROWS = 150_000  # about this many training rows for the pooled model, all members
 MIN_POOLED_TRAIN_CARTS = 20  # however many members there are, each gives at least these
 MIN_POOLED_TEST_CARTS = 50  # enough for the figures each member sees of the pooled model
+MIN_THRESHOLD_CARTS = 50  # a member's own validation carts that set its pooled threshold
 PARTS = ("train", "valid", "test")
 
 
@@ -164,6 +175,7 @@ class Fitted:
     n_train: int = 0
     window: tuple[int, int] = (0, 0)  # µs
     profile: dict[str, Any] = field(default_factory=dict)
+    thresholds: ThresholdTable | None = None  # over the validation carts
 
 
 def fit_retailer(task: FitTask) -> Fitted:
@@ -177,7 +189,10 @@ def fit_retailer(task: FitTask) -> Fitted:
     train = _matrix(spec, parts.train, retailer)
     valid = _matrix(spec, parts.valid, retailer)
     rows = (np.vstack([train[0], valid[0]]), np.concatenate([train[1], valid[1]]))
-    model, valid_metrics = _fit(spec, rows, len(train[1]), retailer.precision_target, prior=prior)
+    model, valid_metrics, table = _fit(
+        spec, rows, len(train[1]), retailer.precision_target, prior=prior,
+        tabulate=lambda p, y: threshold_table(p, y, parts.valid.cart),
+    )  # fmt: skip
     test = parts.test
     y = test.abandoned
     baseline = _baseline(parts.train, retailer)
@@ -197,7 +212,7 @@ def fit_retailer(task: FitTask) -> Fitted:
     )
     return Fitted(
         scope, model, report, promote, n_train=len(parts.train),
-        window=_window(parts.train), profile=profile_of(parts.train.carts),
+        window=_window(parts.train), profile=profile_of(parts.train.carts), thresholds=table,
     )  # fmt: skip
 
 
@@ -212,11 +227,12 @@ def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float |
 @dataclass(frozen=True)
 class Share:
     """One member's part of the pooled model's sample: training and validation rows as
-    design-matrix blocks, test snapshots (any served model can score them), the profile of its
-    training rows."""
+    design-matrix blocks (and the cart of each validation row), test snapshots (any served
+    model can score them), the profile of its training rows."""
 
     retailer: Retailer
     blocks: Mapping[str, tuple[np.ndarray, np.ndarray]]  # part -> (X, abandoned)
+    valid_carts: np.ndarray  # int code of each validation row's cart
     below: np.ndarray  # training rows below the retailer's baseline threshold
     test: Snapshots
     carts: Mapping[str, int]
@@ -241,6 +257,7 @@ def pooled_share(task: ShareTask) -> Share:
     return Share(
         retailer=task.retailer,
         blocks=blocks,
+        valid_carts=rows["valid"].cart,
         below=train.carts.cart_value < task.retailer.baseline_threshold,
         test=rows["test"],
         carts={name: rows[name].n_carts() for name in PARTS},
@@ -261,12 +278,20 @@ class PooledSample:
     tests: list[tuple[Retailer, Snapshots]] = field(default_factory=list)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     window: tuple[int, int] | None = None
+    # Each validation row's cart, numbered across members; (member, its validation rows).
+    valid_carts: list[np.ndarray] = field(default_factory=list)
+    valid_of: list[tuple[str, int]] = field(default_factory=list)
+    numbered: int = 0  # cart numbers given out so far
 
     def add(self, share: Share) -> None:
         for name, (X, y) in share.blocks.items():
             if len(y):
                 self.blocks[name].append(X)
                 self.labels[name].append(y)
+        if len(share.valid_carts):
+            self.valid_carts.append(share.valid_carts + self.numbered)
+            self.numbered += int(share.valid_carts.max()) + 1
+            self.valid_of.append((share.retailer.retailer_id, len(share.valid_carts)))
         for name, n in share.carts.items():
             self.carts[name] += n
         self.below.append(share.below)
@@ -403,8 +428,16 @@ class Trainer:
             sample.carts["valid"], valid_y, carts=1
         ):
             return Outcome(POOLED_SCOPE, "insufficient_data")
-        model, valid_metrics = _fit(sample.spec, rows, n_train, POOLED_PRECISION_TARGET,
-                                    prior=None)  # fmt: skip
+        carts = np.concatenate(sample.valid_carts)
+        members: dict[str, ThresholdTable] = {}
+
+        def tabulate(p: np.ndarray, y: np.ndarray) -> ThresholdTable:
+            """The pooled table, and each member's own on the way."""
+            members.update(_member_tables(sample.valid_of, p, y, carts))
+            return pooled_threshold_table(p, y, carts)
+
+        model, valid_metrics, table = _fit(sample.spec, rows, n_train, POOLED_PRECISION_TARGET,
+                                           prior=None, tabulate=tabulate)  # fmt: skip
         del rows
         p_candidate, yt = sample.test_scores(model)
         report: dict[str, Any] = {
@@ -412,6 +445,7 @@ class Trainer:
             "validation": valid_metrics,
             "n_test_carts": sample.carts["test"],
             "n_train_carts": sample.carts["train"],
+            "thresholds_by_retailer": {rid: t.to_dict() for rid, t in members.items()},
         }
         served = self._store.served_version(scope=POOLED_SCOPE)
         if served is not None:
@@ -440,6 +474,7 @@ class Trainer:
         return self._record(Fitted(
             POOLED_SCOPE, model, report, promote, n_train=n_train,
             window=sample.window or (0, 0), profile={"by_retailer": sample.profiles},
+            thresholds=table,
         ))  # fmt: skip
 
     # --- shared ------------------------------------------------------------------------------
@@ -460,7 +495,7 @@ class Trainer:
                 n_train=fitted.n_train,
                 threshold=model.threshold,
                 metrics=report,
-                model=model.to_dict(),
+                model=_with_table(model, fitted.thresholds),
                 profile=fitted.profile,
             )
         )
@@ -479,9 +514,12 @@ def _fit(
     precision_target: float,
     *,
     prior: tuple[np.ndarray, float] | None,
-) -> tuple[LogisticModel, dict[str, Any]]:
-    """Fit on the first ``n_train`` rows for each penalty, choose the penalty and threshold on
-    the rest (validation), then refit on all rows with that penalty."""
+    tabulate: Callable[[np.ndarray, np.ndarray], ThresholdTable],
+) -> tuple[LogisticModel, dict[str, Any], ThresholdTable]:
+    """Fit on the first ``n_train`` rows for each penalty, choose the penalty on the rest
+    (validation) and tabulate their scores (``tabulate(p_abandoned, abandoned)``), then refit
+    on all rows with that penalty. The model's threshold is the table's at
+    ``precision_target``; serving reads the table at the retailer's target of the moment."""
     X_all, y_all = rows
     X, y, Xv, yv = X_all[:n_train], y_all[:n_train], X_all[n_train:], y_all[n_train:]
     groups = np.array(spec.groups())
@@ -499,10 +537,11 @@ def _fit(
     loss, i = best
     penalty = PENALTIES[i]
     p_valid = sigmoid(path[i].intercept + Xv @ path[i].weights)
-    threshold = choose_threshold(p_valid, yv.astype(bool), precision_target)
+    table = tabulate(p_valid, yv)
+    step, reached = table.step_for(table.target_for(precision_target))
     # The penalty chosen, refit on training and validation rows together: a small store's
-    # model learns from 80 % of its carts instead of 60 %. The threshold stays the one chosen
-    # on the validation rows while they were still out of sample.
+    # model learns from 80 % of its carts instead of 60 %. The thresholds stay those of the
+    # validation rows while they were still out of sample.
     fitted = fit_path(X_all, y_all, [lams[i]], start=path[i], prior=toward,
                       prior_intercept=toward_intercept)[0]  # fmt: skip
     model = LogisticModel(
@@ -510,14 +549,42 @@ def _fit(
         spec=spec,
         intercept=fitted.intercept,
         weights=tuple(float(w) for w in fitted.weights),
-        threshold=0.5 if threshold is None else round(float(threshold), 6),
+        threshold=step.threshold,
     )
     return model, {
         "log_loss": loss,
         "penalty": penalty,
         "precision_target": precision_target,
-        "threshold_reaches_target": threshold is not None,
-    }
+        "threshold_reaches_target": reached,
+    }, table  # fmt: skip
+
+
+def _member_tables(
+    valid_of: list[tuple[str, int]], p: np.ndarray, abandoned: np.ndarray, carts: np.ndarray
+) -> dict[str, ThresholdTable]:
+    """Each member's own table under the pooled model, for the members with at least
+    ``MIN_THRESHOLD_CARTS`` validation carts and ``MIN_CLASS`` rows of each class in the
+    sample (the rows are in the members' order, ``valid_of``)."""
+    tables = {}
+    start = 0
+    for retailer_id, n in valid_of:
+        rows = slice(start, start + n)
+        start += n
+        y = abandoned[rows]
+        if (
+            len(np.unique(carts[rows])) >= MIN_THRESHOLD_CARTS
+            and min(int(y.sum()), n - int(y.sum())) >= MIN_CLASS
+        ):
+            tables[retailer_id] = threshold_table(p[rows], y, carts[rows])
+    return tables
+
+
+def _with_table(model: LogisticModel, table: ThresholdTable | None) -> dict[str, Any]:
+    """The version's serialized model, with its threshold table (``models/thresholds.py``)."""
+    data = model.to_dict()
+    if table is not None:
+        data["thresholds"] = table.to_dict()
+    return data
 
 
 def _prior(

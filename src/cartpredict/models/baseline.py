@@ -42,6 +42,10 @@ class BaselineRule:
             return self.value_threshold
         return retailer.baseline_threshold
 
+    def describe(self, retailer: Retailer) -> str:
+        """The rule in words, in the retailer's currency."""
+        return f"abandoned when cart_value < {self.threshold_for(retailer):g} {retailer.currency}"
+
     def fit(
         self, cart_values: Collection[float], abandoned: Collection[bool], *, threshold: float
     ) -> BaselineRule:

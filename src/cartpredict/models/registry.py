@@ -1,17 +1,23 @@
-"""Which model serves a retailer, and promotion history.
+"""Which model serves a retailer, at which threshold, and promotion history.
 
 A retailer is served by its own promoted model; failing that, when it opted into pooled
-learning, by the promoted pooled model; failing that, by the baseline rule. Promotions and
-rollbacks go through the store, which tells every worker to reload (see ``sync.py``).
+learning, by the promoted pooled model; failing that, by the baseline rule. The threshold is
+the retailer's operating point, read off the version's threshold table at the retailer's
+``precision_target`` as it is now (``thresholds.py``), so a new target needs no retraining.
+Promotions, rollbacks and changes of a retailer go through the store, which tells every worker
+to reload (see ``sync.py``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from cartpredict.models import thresholds
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.logistic import LogisticModel
+from cartpredict.models.thresholds import OperatingPoint, ThresholdTable
 from cartpredict.storage import POOLED_SCOPE, ModelVersion, Promotion, RegistryStore, Retailer
 
 
@@ -29,11 +35,17 @@ class ModelRegistry:
         return None
 
     def served_model(self, retailer: Retailer) -> ServedModel:
+        """The model serving the retailer, at its operating point (resolved here, once per
+        load of the retailer: a table of a hundred steps or so, read in microseconds)."""
         version = self.served_version(retailer)
         if version is None:
             return self._baseline
         kind = "pooled" if version.scope == POOLED_SCOPE else "retailer"
-        return LogisticModel.from_dict(version.model, version=version.version_id, kind=kind)
+        model = LogisticModel.from_dict(version.model, version=version.version_id, kind=kind)
+        threshold = operating_point(version, retailer).threshold
+        if threshold is None or threshold == model.threshold:
+            return model
+        return replace(model, threshold=threshold)
 
     def rollback(self, scope: str, *, at: datetime) -> str:
         """Serve the version promoted before the current one; returns its id."""
@@ -46,6 +58,34 @@ class ModelRegistry:
             raise LookupError("no earlier promoted version to roll back to")
         self._store.set_served(scope=scope, version_id=earlier, action="rollback", at=at)
         return earlier
+
+
+def operating_point(version: ModelVersion | None, retailer: Retailer) -> OperatingPoint:
+    """The threshold for the retailer's ``precision_target`` on ``version`` (None: the
+    baseline rule serves), and where it comes from (see ``thresholds.py``).
+
+    The pooled model serves a member from the member's own table when the version holds one
+    (``metrics["thresholds_by_retailer"]``: training keeps one for each member with enough
+    validation carts in the pooled sample), since its own carts are what it is scored on;
+    every other member from the pooled table, quantised. A version without a table serves
+    its stored threshold."""
+    target = retailer.precision_target
+    if version is None:
+        return thresholds.baseline_point(target, BaselineRule().describe(retailer))
+    if version.scope == POOLED_SCOPE:
+        members = version.metrics.get("thresholds_by_retailer") or {}
+        member = members.get(retailer.retailer_id)
+        if member is not None:
+            return thresholds.own_point(ThresholdTable.from_dict(member), target)
+        pool = version.model.get("thresholds")
+        if pool is not None:
+            return thresholds.pooled_point(ThresholdTable.from_dict(pool), target)
+    else:
+        own = version.model.get("thresholds")
+        if own is not None:
+            return thresholds.own_point(ThresholdTable.from_dict(own), target)
+    trained_at = (version.metrics.get("validation") or {}).get("precision_target")
+    return thresholds.stored_point(float(version.model["threshold"]), target, trained_at)
 
 
 def _previous(history: list[Promotion], current: str) -> str | None:

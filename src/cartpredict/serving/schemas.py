@@ -575,12 +575,47 @@ class Note(BaseModel):
     reason: str
 
 
+class OperatingPointOut(BaseModel):
+    precision_target: float = Field(description="The retailer's, as set now")
+    threshold: float | None = Field(
+        description="P(abandoned) at or above which a cart is called abandoned; None: a rule"
+    )
+    source: Literal["own_validation", "pooled_grid", "stored", "baseline_rule"] = Field(
+        description="own_validation: set on this retailer's own validation carts; pooled_grid: "
+        "the pooled model's table over every member's validation carts, read at the grid "
+        "target; stored: the threshold chosen when an older version was trained; "
+        "baseline_rule: a fixed rule"
+    )
+    grid_target: float | None = Field(
+        description="pooled_grid: the grid point at or above precision_target that was used"
+    )
+    reaches_target: bool | None = Field(
+        description="Whether the threshold's validation precision reaches the target (else "
+        "the most precise threshold serves)"
+    )
+    expected_precision: Probability | None = Field(
+        description="Precision of 'abandoned' at the threshold, on the validation carts"
+    )
+    share_called_abandoned: Probability | None = Field(
+        description="Share of the validation carts called abandoned at the threshold"
+    )
+    abandonment_rate: Probability | None = Field(
+        description="Of this retailer's own validation carts"
+    )
+    validation_carts: int | None = Field(description="This retailer's own, that set it")
+
+
 class ModelOut(BaseModel):
     retailer_id: str
     model_version: str
     kind: Literal["baseline", "pooled", "retailer"]
     description: str
-    threshold: float | None
+    threshold: float | None = Field(description="The threshold in use (see operating_point)")
+    operating_point: OperatingPointOut
+    warnings: list[str] = Field(
+        description="What the operating point does not do as asked, e.g. a precision_target at "
+        "or below the abandonment rate (every cart is then called abandoned)"
+    )
     intercept: float | None
     weights: dict[str, float] | None = Field(description="Log-odds of abandonment per feature")
     metrics: dict[str, Any] | None = Field(

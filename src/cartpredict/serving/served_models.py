@@ -1,14 +1,18 @@
 """The model serving a retailer, in terms a stakeholder can read (figures over other
-retailers' carts withheld, counts under k left out), and rollback to the one before."""
+retailers' carts withheld, counts under k left out), its operating point (the threshold in
+use for the retailer's ``precision_target``, where it came from, what it is expected to do,
+and warnings), and rollback to the one before."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.core.errors import Conflict
 from cartpredict.models.baseline import BaselineRule
-from cartpredict.models.registry import ModelRegistry
+from cartpredict.models.registry import ModelRegistry, operating_point
+from cartpredict.models.thresholds import OWN, OperatingPoint
 from cartpredict.privacy.anonymity import K_ANONYMITY
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
@@ -29,15 +33,17 @@ class ModelService:
     def info(self, retailer_id: str) -> dict[str, Any]:
         retailer = self._tenants.load(retailer_id).retailer
         version = self._registry.served_version(retailer)
+        point, point_suppressed = _shown(operating_point(version, retailer))
         if version is None:
             rule = BaselineRule()
             return {
                 "retailer_id": retailer_id,
                 "model_version": rule.version,
                 "kind": "baseline",
-                "description": f"abandoned when cart_value < {rule.threshold_for(retailer):g} "
-                f"{retailer.currency}",
+                "description": rule.describe(retailer),
                 "threshold": None,
+                "operating_point": point.to_dict(),
+                "warnings": list(point.warnings),
                 "intercept": None,
                 "weights": None,
                 "metrics": None,
@@ -54,7 +60,9 @@ class ModelService:
             "kind": "pooled" if pooled else "retailer",
             "description": "logistic regression on P(abandoned); weights are log-odds per unit "
             "of each feature",
-            "threshold": version.threshold,
+            "threshold": point.threshold,
+            "operating_point": point.to_dict(),
+            "warnings": list(point.warnings),
             "intercept": version.model["intercept"],
             "weights": dict(version.model["weights"]),
             "metrics": metrics,
@@ -63,7 +71,7 @@ class ModelService:
                 "end": rfc3339(version.train_end),
             },
             "n_train": n_train,
-            "suppressed": suppressed,
+            "suppressed": suppressed + point_suppressed,
         }
 
     @staticmethod
@@ -85,7 +93,10 @@ class ModelService:
         threshold are what crosses tenants; of its figures a retailer sees only those computed
         on its own carts: its share of the training rows (from the member's training profile)
         and held-out metrics on its own test carts, where the version holds them per member
-        (``metrics["by_retailer"]``). Counts of 1 to k-1 are left out, as everywhere."""
+        (``metrics["by_retailer"]``). Counts of 1 to k-1 are left out, as everywhere. (The
+        operating point's figures are of the threshold served: over the member's own
+        validation carts, or, from the pooled table, over steps of at least k carts and to
+        the target grid's resolution, see ``models/thresholds.py``.)"""
         k = K_ANONYMITY
         others = "pooled model: figures over other retailers' carts are not shown"
         suppressed: list[dict[str, str]] = []
@@ -114,3 +125,15 @@ class ModelService:
             raise Conflict(str(exc)) from None
         self._notifier.changed(retailer_id)
         return self.info(retailer_id)
+
+
+def _shown(point: OperatingPoint) -> tuple[OperatingPoint, list[dict[str, str]]]:
+    """The operating point as shown: figures over the retailer's own validation carts only
+    when they are at least k carts (as its held-out metrics are)."""
+    carts = point.validation_carts
+    if point.source != OWN or carts is None or carts >= K_ANONYMITY:
+        return point, []
+    hidden = replace(point, expected_precision=None, share_called_abandoned=None,
+                     abandonment_rate=None, validation_carts=None)  # fmt: skip
+    reason = f"the threshold was set on fewer than {K_ANONYMITY} validation carts of yours"
+    return hidden, [{"field": "operating_point", "reason": reason}]

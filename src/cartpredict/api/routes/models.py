@@ -1,4 +1,5 @@
-"""The model serving a retailer: version, weights by feature, metrics, threshold; rollback."""
+"""The model serving a retailer: version, weights by feature, metrics, operating point (threshold
+for its precision target, where it came from, warnings); rollback."""
 
 from __future__ import annotations
 
