@@ -193,5 +193,27 @@ def test_evaluate_on_the_curved_truth_says_so() -> None:
     figures = json.loads(result.output[result.output.index("{") :])
     assert figures["context"]["truth"] == "curved"
     assert figures["models"]["oracle"]["auc_pr_purchased"] > 0
+    policies = figures["decisions"]["policies"]
+    assert set(policies) == {"no_action", "uniform:reminder_email", "uniform:popup_10",
+                             "baseline_rule", "product", "oracle"}  # fmt: skip
+    assert policies["oracle"]["ratio_to_oracle"] == 1.0
+    assert policies["no_action"]["gain_per_1000"] == 0.0
     bad = CliRunner().invoke(main, ["evaluate", "--truth", "wiggly"])
     assert bad.exit_code == 2 and "wiggly" in bad.output
+
+
+def test_evaluate_prints_and_draws_the_expected_profit_of_decision_policies(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "report"
+    args = ["evaluate", "--retailers", "3", "--days", "6", "--seed", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "expected profit per 1,000 carts" in result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line}
+    for name in ("no_action", "uniform:reminder_email", "uniform:popup_10", "baseline_rule",
+                 "product", "oracle"):  # fmt: skip
+        assert name in rows, name
+    assert rows["oracle"][2:] == ["1.000", "1.000"]  # its ratios to itself
+    assert (out / "decisions.png").stat().st_size > 10_000
+    assert 'src="decisions.png"' in (out / "index.html").read_text(encoding="utf-8")

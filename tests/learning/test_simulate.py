@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import re
 import time
@@ -11,15 +14,23 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from cartpredict.core.errors import InvalidInput
+from cartpredict.decisions.decide import group_of
+from cartpredict.decisions.policy import DEFAULT_POLICY
 from cartpredict.learning.simulate import (
     DEVICES,
     SHIPPING_SPEEDS,
+    Choice,
     SimulatedCart,
     Simulation,
+    Treatment,
     draw_purchase_delays,
     oracle_probability,
     simulate,
 )
+from cartpredict.ops.experiments import load_simulation
+from cartpredict.serving.schemas import EventsIn
+from cartpredict.storage import open_store
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 RETAILER_KEYS = {
@@ -328,3 +339,122 @@ def test_under_the_curved_truth_an_account_hurts_mobile_shoppers_most(curved: Si
         return required - abandonment([c for c in mine if c.retailer_id not in account])
 
     assert cost_of_an_account("mobile") > cost_of_an_account("desktop") + 0.08
+
+
+# --- treatments --------------------------------------------------------------------------------
+
+# Simulations drawn by the simulator before it had treatments: without one, it must still draw
+# exactly these (events, the true parameters, the retailers).
+UNTREATED = [
+    ({"retailers": 4, "days": 3, "carts_per_day": 40, "seed": 7},
+     "be52732a7d9e60d27291abc7b12a5b27bf1c9340ce53233aafc1e71499156382"),
+    ({"retailers": 3, "days": 5, "seed": 2, "truth": "curved"},
+     "5a87a0887e7f3787d6bdb6c8d8b2b85b51827b747fb9d24369acd2d2dff7bcc7"),
+]  # fmt: skip
+POPUP = DEFAULT_POLICY.actions[1]
+EMAIL = DEFAULT_POLICY.actions[0]
+
+
+def fingerprint(run: Simulation) -> str:
+    digest = hashlib.sha256()
+    for event in run.events():
+        digest.update(json.dumps(event, sort_keys=True).encode())
+    for c in run.carts:
+        digest.update(repr((round(c.p_convert, 12), round(c.delay_mean_h, 12))).encode())
+    digest.update(json.dumps(run.retailers, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def alternate(cart: SimulatedCart) -> Choice:
+    """An email at 3 h to even carts, the pop-up to the rest."""
+    if int(cart.cart_id[2:]) % 2:
+        return Choice(POPUP.name, 0.0)
+    return Choice(EMAIL.name, 3.0)
+
+
+@pytest.fixture(scope="module")
+def treated() -> Simulation:
+    return simulate(retailers=4, days=3, carts_per_day=40, seed=7,
+                    treatment=Treatment(alternate))  # fmt: skip
+
+
+@pytest.mark.parametrize(("arguments", "expected"), UNTREATED)
+def test_without_a_treatment_the_simulation_is_what_it_was(arguments: dict, expected: str) -> None:
+    run = simulate(**arguments)
+    assert fingerprint(run) == expected
+    assert run.exposures == []
+
+
+def test_a_treatment_only_brings_purchases_of_treated_carts_forward(treated: Simulation) -> None:
+    plain = small(7)
+    assert treated.retailers == plain.retailers and treated.salts == plain.salts
+    assert len(set(treated.salts.values())) == len(treated.salts)
+    exposures = {(x.retailer_id, x.cart_id): x for x in treated.exposures}
+    changed = 0
+    for before, after in zip(plain.carts, treated.carts, strict=True):
+        if before == after:
+            continue
+        changed += 1
+        assert dataclasses.replace(after, purchased_at=before.purchased_at) == before
+        exposure = exposures[(after.retailer_id, after.cart_id)]
+        assert exposure.group == "treatment" and exposure.recovered
+        assert before.purchased_at is None or before.purchased_at - before.at > DAY
+        assert after.purchased_at is not None
+        sent = after.at + timedelta(hours=exposure.send_after_hours)
+        assert sent < after.purchased_at <= sent + timedelta(hours=2)
+    assert changed == sum(x.recovered for x in treated.exposures) > 0
+
+
+def test_every_cart_open_at_the_decision_is_exposed_in_the_group_the_service_assigns(
+    treated: Simulation,
+) -> None:
+    open_carts = [c for c in treated.carts if c.purchased_at is None
+                  or c.purchased_at - c.at > timedelta(hours=1)]  # fmt: skip
+    recovered = {x.cart_id for x in treated.exposures if x.recovered}
+    assert len(treated.exposures) >= len([c for c in open_carts if c.cart_id not in recovered])
+    for x in treated.exposures:
+        salt = treated.salts[x.retailer_id].encode()
+        assert x.group == group_of(salt, x.cart_id, DEFAULT_POLICY.control_share)
+        assert x.send_after_hours == (1.0 if x.action == POPUP.name else 3.0)
+        assert (x.delivered is None) == (x.group == "control")
+    groups = Counter(x.group for x in treated.exposures)
+    assert 0.05 < groups["control"] / len(treated.exposures) < 0.15
+    assert any(x.delivered is False for x in treated.exposures)  # bought before the send
+
+
+def test_exposure_events_have_the_service_format_and_pass_its_schema(treated: Simulation) -> None:
+    actions = [e for e in treated.events() if e["type"] == "action"]
+    assert len(actions) == sum(x.at <= treated.end for x in treated.exposures) > 0
+    for event in actions:
+        assert {"retailer_id", "event_id", "type", "cart_id", "at", "action", "group"} <= set(event)
+        assert RFC3339_Z.match(event["at"]) and event["action"] in {EMAIL.name, POPUP.name}
+        assert ("delivered" in event) == (event["group"] == "treatment")
+    for retailer_id in {e["retailer_id"] for e in actions}:
+        mine = [{k: v for k, v in e.items() if k != "retailer_id"} for e in actions
+                if e["retailer_id"] == retailer_id]  # fmt: skip
+        EventsIn.model_validate({"retailer_id": retailer_id, "events": mine})
+
+
+def test_the_service_stores_the_exposures_it_would_have_assigned(
+    treated: Simulation, sqlite_url: str
+) -> None:
+    store = open_store(sqlite_url)
+    try:
+        stored = load_simulation(treated, store, now=treated.end + DAY)
+        assert sum(stored.values()) == sum(1 for _ in treated.events())
+        salts = {r.retailer_id: r.assignment_salt for r in store.list_retailers()}
+        assert salts == treated.salts
+    finally:
+        store.close()
+
+
+def test_exposures_under_another_salt_are_refused(treated: Simulation, sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    other = {r: "0" * 32 for r in treated.salts}
+    try:  # onboarded earlier, under other salts
+        load_simulation(dataclasses.replace(small(7), salts=other), store, now=treated.end + DAY)
+        with pytest.raises(InvalidInput) as refused:
+            load_simulation(treated, store, now=treated.end + DAY)
+        assert "group" in json.dumps(refused.value.details)
+    finally:
+        store.close()

@@ -172,6 +172,7 @@ def evaluate(
         for name, figures in headline["models"].items():
             cells = "  ".join(f"{k}={_fmt(v)}" for k, v in figures.items())
             click.echo(f"{name:<20} {cells}")
+        _echo_decisions(report.decisions)
 
 
 def _months(text: str | None) -> tuple[str, ...] | None:
@@ -189,5 +190,36 @@ def _headline(report: Any) -> dict[str, Any]:
         "n_train": data["n_train"],
         "n_test": data["n_test"],
         "models": {m["name"]: {k: m[k] for k in keys} for m in data["models"]},
+        "decisions": _decision_figures(data.get("decisions")),
         "context": data["context"],
     }
+
+
+DECISION_KEYS = ("profit_per_1000", "gain_per_1000", "ratio_to_oracle", "gain_ratio_to_oracle",
+                 "acted")  # fmt: skip
+
+
+def _decision_figures(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each policy's expected profit per 1,000 carts and its ratios to the oracle's."""
+    if section is None:
+        return None
+    return {
+        "n_carts": section["n_carts"],
+        "policies": {p["name"]: {k: p[k] for k in DECISION_KEYS} for p in section["policies"]},
+    }
+
+
+def _echo_decisions(section: Any) -> None:
+    if section is None:
+        return
+    click.echo(f"\nexpected profit per 1,000 carts ({section.n_carts:,} test carts at "
+               f"{section.decision_hours:g} h of inactivity, "
+               f"{section.contactable_share:.0%} contactable)")  # fmt: skip
+    click.echo(f"{'policy':<24} {'profit':>9} {'gain':>8} {'÷oracle':>8} {'gain ÷oracle':>13}")
+    for p in section.policies:
+        click.echo(f"{p.name:<24} {p.profit_per_1000:>9.1f} {_signed(p.gain_per_1000):>8} "
+                   f"{_fmt(p.ratio_to_oracle):>8} {_fmt(p.gain_ratio_to_oracle):>13}")  # fmt: skip
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"

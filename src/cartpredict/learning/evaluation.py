@@ -8,6 +8,10 @@ Classes: ``purchased`` is 1, ``abandoned`` is 0. Models give P(purchased); the a
 is scored with ``1 - P(purchased)``. AUC-PR is scikit-learn's ``average_precision_score``;
 scikit-learn is imported when a report is computed, not with this module (serving code must
 not pay for it).
+
+On simulated data a report may also hold a ``decisions`` section (:class:`DecisionReport`, made
+by ``treatments.decision_report``): the true expected profit per 1,000 carts of decision
+policies. Schema version 2 added it; a version 1 report reads as one without it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import numpy as np
 
 from cartpredict.privacy.anonymity import K_ANONYMITY, merge_small
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before the decisions section
 BASELINE = "baseline"
 ORACLE = "oracle"
 PREVALENCE = "prevalence"
@@ -106,6 +111,37 @@ class Suppressed:
 
 
 @dataclass(frozen=True)
+class PolicyValue:
+    """One decision policy's true expected outcome over the same carts."""
+
+    name: str
+    rule: str  # how it decides, in words
+    profit_per_1000: float  # margin less discounts and costs, per 1,000 carts
+    gain_per_1000: float | None  # over no action
+    recovered_per_1000: float  # carts bought because of the action, per 1,000 carts
+    ratio_to_oracle: float | None  # profit ÷ the oracle's (None: the oracle's is not > 0)
+    gain_ratio_to_oracle: float | None  # gain over no action ÷ the oracle's
+    acted: dict[str, float]  # share of the carts given each action
+    send_hours: dict[str, float]  # of the carts sent a message: share per send time (hours)
+
+
+@dataclass(frozen=True)
+class DecisionReport:
+    """Decision policies compared by true expected profit on the simulator's carts."""
+
+    n_carts: int  # the carts decided (unbought at the decision moment)
+    decision_hours: float  # the decision moment, in hours of inactivity
+    contactable_share: float  # of the carts, those that may be sent messages
+    margin: float
+    policies: tuple[PolicyValue, ...]
+    # per action: its prior rate and the true mean rate per segment, at the decision moment
+    true_rates: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def policy(self, name: str) -> PolicyValue | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+
+@dataclass(frozen=True)
 class EvaluationReport:
     n_test: int
     n_train: int | None
@@ -118,6 +154,7 @@ class EvaluationReport:
     suppressed: Suppressed
     weights: dict[str, dict[str, float | None]] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    decisions: DecisionReport | None = None
     schema_version: int = SCHEMA_VERSION
 
     def model(self, name: str) -> ModelMetrics | None:
@@ -130,7 +167,7 @@ class EvaluationReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
-        if data.get("schema_version") != SCHEMA_VERSION:
+        if data.get("schema_version") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported report schema_version {data.get('schema_version')!r}")
         return cls(
             n_test=data["n_test"],
@@ -144,6 +181,7 @@ class EvaluationReport:
             suppressed=Suppressed(**data["suppressed"]),
             weights={m: dict(w) for m, w in data["weights"].items()},
             context=dict(data["context"]),
+            decisions=_decisions_from_dict(data.get("decisions")),
         )
 
 
@@ -182,9 +220,11 @@ def evaluate(
     weights: Mapping[str, Mapping[str, float]] | None = None,
     n_train: int | None = None,
     context: Mapping[str, Any] | None = None,
+    decisions: DecisionReport | None = None,
 ) -> EvaluationReport:
     """Score every model on the same test rows; per-retailer rows only for retailers with at
-    least ``min_carts`` distinct test carts (rows count as carts when ``cart_ids`` is None)."""
+    least ``min_carts`` distinct test carts (rows count as carts when ``cart_ids`` is None);
+    ``decisions``: the section comparing decision policies, when there is one."""
     y = _binary(purchased, "purchased", None)
     _check_models(models, y.size)
     prevalence = float(y.mean()) if y.size else None
@@ -202,6 +242,7 @@ def evaluate(
         suppressed=suppressed,
         weights={name: {f: _num(w) for f, w in ws.items()} for name, ws in (weights or {}).items()},
         context=_plain(dict(context or {})),
+        decisions=decisions,
     )
 
 
@@ -492,5 +533,17 @@ def _model_from_dict(data: Mapping[str, Any]) -> ModelMetrics:
             "pr_purchased": curve(data["pr_purchased"]),
             "pr_abandoned": curve(data["pr_abandoned"]),
             "calibration": tuple(CalibrationBin(**b) for b in data["calibration"]),
+        }
+    )
+
+
+def _decisions_from_dict(data: Mapping[str, Any] | None) -> DecisionReport | None:
+    if data is None:
+        return None
+    return DecisionReport(
+        **{
+            **data,
+            "policies": tuple(PolicyValue(**p) for p in data["policies"]),
+            "true_rates": {a: dict(r) for a, r in data["true_rates"].items()},
         }
     )

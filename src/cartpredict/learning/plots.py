@@ -20,8 +20,10 @@ from cartpredict.learning.evaluation import (
     BASELINE,
     ORACLE,
     PREVALENCE,
+    DecisionReport,
     EvaluationReport,
     ModelMetrics,
+    PolicyValue,
 )
 
 if TYPE_CHECKING:
@@ -37,11 +39,23 @@ REFERENCE_STYLES: dict[str, dict[str, Any]] = {
     PREVALENCE: {"color": "grey", "linestyle": "--"},
 }
 CLASSES = ("purchased", "abandoned")
+# Decision policies, in the Okabe-Ito colours (told apart with colour blindness); the two
+# references are also hatched, so the bars do not rely on colour alone.
+POLICY_COLORS = {
+    "no_action": "#999999",
+    "uniform": "#E69F00",
+    "baseline_rule": "#CC79A7",
+    "product": "#0072B2",
+    "oracle": "#009E73",
+}
+REFERENCE_POLICIES = ("no_action", "oracle")
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.85}
 
 
 def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     """Writes report.json, pr_purchased.png, pr_abandoned.png, calibration.png, weights.png
-    (if weights), index.html; returns name (file stem) -> path."""
+    (if weights), decisions.png (if a decisions section), index.html; returns name (file
+    stem) -> path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"report": out_dir / "report.json"}
@@ -54,6 +68,8 @@ def write_report(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     }
     if any(report.weights.values()):
         drawings["weights"] = weights_figure
+    if report.decisions is not None and report.decisions.policies:
+        drawings["decisions"] = decisions_figure
     with _style():
         for name, draw in drawings.items():
             paths[name] = _save(draw(report), out_dir / f"{name}.png")
@@ -131,6 +147,59 @@ def weights_figure(report: EvaluationReport) -> Figure:
         ax.set_xlabel("weight (blue > 0, red < 0)")
         ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def decisions_figure(report: EvaluationReport) -> Figure:
+    """Each decision policy's expected profit per 1,000 carts (left) and its gain over no
+    action (right), as horizontal bars, the oracle's level dotted across both."""
+    section = report.decisions
+    assert section is not None
+    policies = section.policies
+    fig = _figure(12.0, 2.2 + 0.5 * len(policies))
+    left, right = fig.subplots(1, 2, sharey=True)
+    profit = [p.profit_per_1000 for p in policies]
+    gain = [p.gain_per_1000 or 0.0 for p in policies]
+    oracle = section.policy(ORACLE)
+    _policy_bars(left, policies, profit, [f" {v:,.0f}" for v in profit])
+    _policy_bars(right, policies, gain, [_gain_label(p) for p in policies])
+    if oracle is not None:
+        label = "oracle's level (the best any policy can do)"
+        left.axvline(oracle.profit_per_1000, label=label, **REFERENCE_STYLES[ORACLE])
+        right.axvline(oracle.gain_per_1000 or 0.0, label=label, **REFERENCE_STYLES[ORACLE])
+        fig.legend(*left.get_legend_handles_labels(), loc="outside lower center", frameon=False)
+    right.axvline(0.0, color="black", linewidth=0.8)
+    left.set_yticks(range(len(policies)), [p.name for p in policies])
+    left.invert_yaxis()
+    left.set_xlabel("Expected profit per 1,000 carts (margin − discounts − costs)")
+    right.set_xlabel("Gain over no action per 1,000 carts (share of the oracle's gain)")
+    for ax, values in ((left, profit), (right, gain)):
+        low, high = min(0.0, *values), max(0.0, *values)
+        ax.set_xlim(low - 0.05 * (high - low or 1.0), high + 0.45 * (high - low or 1.0))
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Decision policies by true expected profit\n{_decision_line(section)}")
+    return fig
+
+
+def _policy_bars(ax: Axes, policies: Sequence[PolicyValue], values: Sequence[float],
+                 labels: Sequence[str]) -> None:  # fmt: skip
+    for i, (p, value, label) in enumerate(zip(policies, values, labels, strict=True)):
+        kind = p.name.split(":")[0]
+        ax.barh(i, value, color=POLICY_COLORS.get(kind, "tab:blue"), edgecolor="black",
+                linewidth=0.6, hatch="//" if kind in REFERENCE_POLICIES else None)  # fmt: skip
+        ax.text(max(value, 0.0), i, label, va="center", fontsize=9, zorder=3, bbox=LABEL_BOX)
+
+
+def _gain_label(p: PolicyValue) -> str:
+    ratio = p.gain_ratio_to_oracle
+    share = "" if ratio is None else f" ({round(ratio, 2) + 0.0:.0%} of the oracle's)"
+    return f" {p.gain_per_1000 or 0.0:+,.0f}{share}"
+
+
+def _decision_line(section: DecisionReport) -> str:
+    return (
+        f"{section.n_carts:,} test carts unbought after {section.decision_hours:g} h of "
+        f"inactivity, {section.contactable_share:.0%} contactable, margin {section.margin:.0%}"
+    )
 
 
 def _draw_pr(ax: Axes, m: ModelMetrics, positive: str, style: dict[str, Any]) -> bool:
@@ -270,7 +339,8 @@ def render_html(report: EvaluationReport, images: dict[str, str]) -> str:
         "<h1>cartpredict evaluation report</h1>",
         _overview(report),
         _summary_table(report),
-        *(_image(name, file) for name, file in images.items() if name != "weights"),
+        *(_image(name, file) for name, file in images.items() if name not in OWN_SECTION),
+        _decisions_section(report, images.get("decisions")),
         _retailer_section(report),
         _weights_section(report, images.get("weights")),
         _context_section(report),
@@ -313,11 +383,14 @@ def _summary_row(name: str, values: dict[str, Any]) -> list[str]:
     return [_e(name), *(_e(c) for c in cells)]
 
 
+OWN_SECTION = ("weights", "decisions")  # images drawn in their section, not with the models'
 CAPTIONS = {
     "pr_purchased": "Precision-recall with purchased as the positive class",
     "pr_abandoned": "Precision-recall with abandoned as the positive class",
     "calibration": "Calibration of P(purchased), with the number of rows per bin",
     "weights": "Largest weights per model",
+    "decisions": "Expected profit per 1,000 carts of each decision policy, and its gain over "
+    "no action",
 }
 
 
@@ -357,6 +430,61 @@ def _retailer_section(report: EvaluationReport) -> str:
         note = "No per-retailer breakdown."
     body = _table(header, [[_e(c) for c in row] for row in rows], []) if rows else ""
     return f"<h2>Per retailer</h2>\n{body}<p class='note'>{_e(note)}</p>"
+
+
+def _decisions_section(report: EvaluationReport, image: str | None) -> str:
+    section = report.decisions
+    if section is None:
+        return ""
+    actions = list(section.true_rates)
+    header = ("Policy", "Profit per 1,000 carts", "Gain over no action", "÷ oracle's profit",
+              "÷ oracle's gain", "Recovered per 1,000", *(f"Acted: {a}" for a in actions),
+              "Send times of messages (share)", "Rule")  # fmt: skip
+    rows = [
+        [
+            _e(p.name),
+            _e(f"{p.profit_per_1000:,.1f}"),
+            _e(_fmt(p.gain_per_1000, "{:+,.1f}")),
+            _e(_fmt(p.ratio_to_oracle)),
+            _e(_fmt(p.gain_ratio_to_oracle)),
+            _e(f"{p.recovered_per_1000:.1f}"),
+            *(_e(_fmt(p.acted.get(a), "{:.1%}")) for a in actions),
+            _e(_send_hours(p.send_hours)),
+            _e(p.rule),
+        ]
+        for p in section.policies
+    ]
+    classes = ["reference" if p.name in REFERENCE_POLICIES else "" for p in section.policies]
+    picture = _image("decisions", image) if image else ""
+    note = (
+        f"<p class='note'>{_e(_decision_line(section))}. True expected profit under the "
+        "simulator's response to each action (it differs from the policy's priors on purpose), "
+        "every cart evaluated under every policy (no control group). The ratios divide by the "
+        "oracle's profit, and by its gain over no action.</p>"
+    )
+    segments = sorted({s for row in section.true_rates.values() for s in row if s != "prior"},
+                      key=lambda s: (s != "all", s))  # fmt: skip
+    rates = [
+        [_e(a), *(_e(_fmt(section.true_rates[a].get(s))) for s in ("prior", *segments))]
+        for a in actions
+    ]
+    rate_note = (
+        "<p class='note'>Share of otherwise-lost carts an action recovers when it reaches the "
+        "cart at the decision moment: the policy's prior, and the simulator's true mean per "
+        "segment.</p>"
+    )
+    return (
+        "<h2>Decisions: expected profit per 1,000 carts</h2>\n" + picture
+        + _table(header, rows, classes) + note
+        + "<h3>Recovery rates: prior and true</h3>\n"
+        + _table(("Action", "prior", *(f"true: {s}" for s in segments)), rates, []) + rate_note
+    )  # fmt: skip
+
+
+def _send_hours(shares: dict[str, float]) -> str:
+    """``1 h: 47%, 2 h: 24%, …`` in the order of the hours."""
+    ordered = sorted(shares.items(), key=lambda hs: float(hs[0]))
+    return ", ".join(f"{h} h: {'<1%' if s < 0.005 else f'{s:.0%}'}" for h, s in ordered) or "—"
 
 
 def _weights_section(report: EvaluationReport, image: str | None) -> str:

@@ -78,6 +78,27 @@ Oracle
 
     and 0 for L ≥ 24.
 
+Treatments (``simulate(treatment=...)``)
+    The retailers act on their carts: when a cart has been inactive ``decision_hours`` (1 h)
+    and is still unbought, the treatment's ``choose`` decides an action and its send time
+    (``choose`` may be the product's ``decide`` with a model, the same action for everyone, a
+    random draw). The retailer's control share of carts, assigned as the service does
+    (``decisions.decide.group_of`` under the retailer's salt), holds the action out. A
+    treatment-group cart not bought within 24 h of its last activity is recovered with its
+    true probability ``r(h)`` (``treatments.py``: the true response, which differs from the
+    product's priors), and then bought uniformly within 2 h of the send ``h``. Every decided
+    cart with an action (taken or held out) gets an ``action`` event at the decision time:
+    intent to treat, so also a cart bought before the send (``delivered: false``: the message
+    was not sent; ``true`` when it was; absent for a control cart, which is sent nothing).
+
+    Each retailer has two more streams of its seed, drawn with or without a treatment: its
+    responsiveness (a factor on every true recovery rate) and its assignment salt (a real
+    retailer's is random; a simulated one's comes from the seed, so the same seed assigns the
+    same groups; ``ops.experiments.load_simulation`` onboards the retailer with it). The
+    recovery draws are a third stream, one per cart whatever is decided, so two treatments of
+    the same seed differ only where their decisions do. Without a treatment the carts and
+    events are exactly those of the untreated model above.
+
 Calibration (figures and sources)
 ---------------------------------
 * Overall 24 h abandonment ≈ 70 %: Baymard Institute, "Cart Abandonment Rate Statistics",
@@ -101,14 +122,24 @@ Calibration (figures and sources)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from cartpredict.core.clock import rfc3339
+from cartpredict.decisions.decide import group_of
+from cartpredict.decisions.policy import DEFAULT_POLICY, NO_ACTION, RecoveryPolicy
+from cartpredict.learning.treatments import (
+    DECISION_HOURS,
+    RECOVERED_WITHIN_H,
+    cart_arrays,
+    draw_responsiveness,
+    send_time,
+    true_response,
+)
 
 DEVICES = ("mobile", "desktop", "tablet", "unknown")
 DEVICE_SHARES = (0.59, 0.35, 0.05, 0.01)
@@ -166,6 +197,8 @@ TRUTHS = ("logistic", "curved")
 DELAY_BASE_H = 4.0  # mean purchase delay of a $60 cart
 DELAY_VALUE_EXPONENT = 0.6
 DELAY_BOUNDS_H = (0.25, 72.0)
+SALT_STREAM = 2  # spawn_key (retailer, 2): the retailer's assignment salt
+RECOVERY_STREAM = 3  # spawn_key (retailer, 3): the recovery draws of a treatment
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +222,39 @@ class SimulatedCart:
     delay_mean_h: float
 
 
+class Choice(NamedTuple):
+    """What a retailer decides for a cart: an action of its policy (or ``none``) and when to
+    send it (hours after the last activity; an on-site action happens at the decision)."""
+
+    action: str
+    send_after_hours: float
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How the simulated retailers act on their carts (module docstring). ``policy`` names the
+    actions ``choose`` may pick and the control share; every simulated retailer is onboarded
+    with the default policy, so exposures of another one are refused when loaded."""
+
+    choose: Callable[[SimulatedCart], Choice]
+    policy: RecoveryPolicy = DEFAULT_POLICY
+    decision_hours: float = DECISION_HOURS
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedExposure:
+    """A decided cart with an action, taken (``treatment``) or held out (``control``)."""
+
+    retailer_id: str
+    cart_id: str
+    at: datetime  # the decision's time
+    action: str
+    group: str
+    send_after_hours: float  # when the action reaches the cart, after its last activity
+    delivered: bool | None  # sent (still unbought at the send); None: a control cart
+    recovered: bool  # bought because of the action
+
+
 @dataclass(frozen=True, slots=True)
 class RetailerEffect:
     """What makes one retailer differ from the pooled model (added to the logit)."""
@@ -204,9 +270,13 @@ class Simulation:
     start: datetime
     end: datetime
     effects: dict[str, RetailerEffect] = field(default_factory=dict)
+    salts: dict[str, str] = field(default_factory=dict)  # each retailer's assignment salt
+    responsiveness: dict[str, float] = field(default_factory=dict)  # factor on recovery rates
+    exposures: list[SimulatedExposure] = field(default_factory=list)
 
     def events(self) -> Iterator[dict]:
-        """SPEC §4 events (plus ``retailer_id``) in time order; purchases after ``end`` omitted."""
+        """SPEC §4 events (plus ``retailer_id``) in time order; purchases and exposures after
+        ``end`` omitted."""
         keyed: list[tuple[datetime, int, str, str, dict[str, Any]]] = []
         for cart in self.carts:
             keyed.append((cart.at, 0, cart.retailer_id, cart.cart_id, _updated_event(cart)))
@@ -214,6 +284,9 @@ class Simulation:
                 keyed.append(
                     (cart.purchased_at, 1, cart.retailer_id, cart.cart_id, _purchased_event(cart))
                 )
+        for x in self.exposures:
+            if x.at <= self.end:
+                keyed.append((x.at, 2, x.retailer_id, x.cart_id, _action_event(x)))
         keyed.sort(key=lambda row: row[:4])
         for *_, event in keyed:
             yield event
@@ -327,12 +400,14 @@ def simulate(
     start: datetime | None = None,
     configs: Sequence[dict] = (),
     truth: str = "logistic",
+    treatment: Treatment | None = None,
 ) -> Simulation:
     """Draw ``retailers`` retailers and ``days`` days of their carts (see module docstring).
 
     ``configs`` replaces the first retailers' drawn site configs with given ones (same keys);
     their size and hidden effects are still drawn, so the rest of the simulation is unchanged.
     ``truth``: how purchase depends on the cart, ``logistic`` or ``curved`` (module docstring).
+    ``treatment``: how the retailers act on their carts (None: they do not).
     """
     if truth not in TRUTHS:
         raise ValueError(f"truth must be one of {', '.join(TRUTHS)}")
@@ -345,17 +420,98 @@ def simulate(
     given = list(configs)
     drawn: list[dict] = []
     effects: dict[str, RetailerEffect] = {}
+    salts: dict[str, str] = {}
+    responsiveness: dict[str, float] = {}
     carts: list[SimulatedCart] = []
+    exposures: list[SimulatedExposure] = []
     for index in range(retailers):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         config, effect, rate = _draw_retailer(rng, index, phase, carts_per_day)
         if index < len(given):
             config = {**config, **given[index]}
+        rid = config["retailer_id"]
         drawn.append(config)
-        effects[config["retailer_id"]] = effect
-        carts.extend(_draw_carts(rng, config, effect, rate * days, begin, days, truth))
+        effects[rid] = effect
+        salts[rid] = _draw_salt(seed, index)
+        responsiveness[rid] = draw_responsiveness(seed, index)
+        mine = _draw_carts(rng, config, effect, rate * days, begin, days, truth)
+        if treatment is not None:
+            draws = np.random.default_rng(
+                np.random.SeedSequence(seed, spawn_key=(index, RECOVERY_STREAM))
+            )
+            mine, exposed = _treat(mine, treatment, salts[rid].encode(), responsiveness, draws)
+            exposures.extend(exposed)
+        carts.extend(mine)
     carts.sort(key=lambda cart: (cart.at, cart.retailer_id, cart.cart_id))
-    return Simulation(drawn, carts, begin, begin + timedelta(days=days), effects)
+    exposures.sort(key=lambda x: (x.at, x.retailer_id, x.cart_id))
+    return Simulation(drawn, carts, begin, begin + timedelta(days=days), effects, salts,
+                      responsiveness, exposures)  # fmt: skip
+
+
+def _draw_salt(seed: int, index: int) -> str:
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, SALT_STREAM)))
+    return rng.bytes(16).hex()
+
+
+def _treat(
+    carts: list[SimulatedCart],
+    treatment: Treatment,
+    salt: bytes,
+    responsiveness: dict[str, float],
+    rng: np.random.Generator,
+) -> tuple[list[SimulatedCart], list[SimulatedExposure]]:
+    """One retailer's carts (in their order) acted on, and its exposures."""
+    policy, when = treatment.policy, treatment.decision_hours
+    recover_u, bought_u = rng.random(len(carts)), rng.random(len(carts))  # one pair per cart
+    exposures = [x for cart in carts if (x := _decide(cart, treatment, salt)) is not None]
+    names = [a.name for a in policy.actions]
+    position = {c.cart_id: k for k, c in enumerate(carts)}
+    action, send_h = np.full(len(carts), -1), np.full(len(carts), when)
+    for x in exposures:
+        if x.group == "treatment":
+            k = position[x.cart_id]
+            action[k], send_h[k] = names.index(x.action), x.send_after_hours
+    arrays = cart_arrays(carts, responsiveness)
+    rate = np.zeros(len(carts))
+    for i, a in enumerate(policy.actions):
+        rate = np.where(action == i, true_response(arrays, a).at(send_h), rate)
+    recovered = (action >= 0) & (recover_u < rate)
+    recovered &= np.array([not _bought_by(c, LABEL_WINDOW_H) for c in carts], dtype=bool)
+    out = list(carts)
+    for k in np.flatnonzero(recovered).tolist():
+        seconds = math.ceil((send_h[k] + bought_u[k] * RECOVERED_WITHIN_H) * 3600)
+        out[k] = replace(carts[k], purchased_at=carts[k].at + timedelta(seconds=max(1, seconds)))
+    return out, [replace(x, recovered=bool(recovered[position[x.cart_id]])) for x in exposures]
+
+
+def _decide(cart: SimulatedCart, treatment: Treatment, salt: bytes) -> SimulatedExposure | None:
+    """The cart's exposure, if it is decided an action (before any recovery is drawn)."""
+    policy, when = treatment.policy, treatment.decision_hours
+    if _bought_by(cart, when):
+        return None  # the site only asks about open carts
+    choice = treatment.choose(cart)
+    if choice.action == NO_ACTION:
+        return None
+    action = policy.action(choice.action)
+    if action is None:
+        raise ValueError(f"'{choice.action}' is not an action of the treatment's policy")
+    h = float(send_time(action, choice.send_after_hours, when))
+    group = group_of(salt, cart.cart_id, policy.control_share)
+    treated = group == "treatment"
+    return SimulatedExposure(
+        retailer_id=cart.retailer_id,
+        cart_id=cart.cart_id,
+        at=cart.at + timedelta(hours=when),
+        action=action.name,
+        group=group,
+        send_after_hours=h,
+        delivered=not _bought_by(cart, h) if treated else None,
+        recovered=False,
+    )
+
+
+def _bought_by(cart: SimulatedCart, hours: float) -> bool:
+    return cart.purchased_at is not None and cart.purchased_at - cart.at <= timedelta(hours=hours)
 
 
 def _draw_retailer(
@@ -442,6 +598,21 @@ def _updated_event(cart: SimulatedCart) -> dict[str, Any]:
         "device_type": cart.device_type,
         "shipping_speed": cart.shipping_speed,
     }
+
+
+def _action_event(exposure: SimulatedExposure) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "retailer_id": exposure.retailer_id,
+        "event_id": f"e-{exposure.cart_id}-a",
+        "type": "action",
+        "cart_id": exposure.cart_id,
+        "at": rfc3339(exposure.at),
+        "action": exposure.action,
+        "group": exposure.group,
+    }
+    if exposure.delivered is not None:
+        event["delivered"] = exposure.delivered
+    return event
 
 
 def _purchased_event(cart: SimulatedCart) -> dict[str, Any]:

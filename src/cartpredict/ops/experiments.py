@@ -1,31 +1,70 @@
-"""End-to-end runs: load a simulation into a store, train, and evaluate against the oracle."""
+"""End-to-end runs: load a simulation into a store, train, and evaluate against the oracle.
+
+The evaluation also compares decision policies by their true expected profit per 1,000 carts
+(``learning/treatments.py``), on every retailer's test carts at the decision moment (1 h of
+inactivity, still unbought), with no control group (every cart is evaluated under each policy):
+
+* ``no_action``;
+* ``uniform:<action>``: that action on every cart it may reach (a message only on contactable
+  carts), at the decision moment (the first of the fixed timers retailers use);
+* ``baseline_rule``: on the carts the baseline rule calls abandoned (value under the
+  retailer's threshold), the policy's first action the cart may get, at the decision moment;
+* ``product``: ``decisions.decide`` with the served model's P(purchase) over inactivity, the
+  retailer's policy (its priors) and no budget, each cart contactable or not as drawn
+  (``treatments.CONTACTABLE_SHARE``);
+* ``oracle``: per cart, the action and send time with the highest true expected profit, or
+  none (also messaging contactable carts only).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cartpredict.learning.evaluation import EvaluationReport, ModelPredictions, evaluate
-from cartpredict.learning.simulate import Simulation, simulate
-from cartpredict.learning.snapshots import snapshots, split_by_time
+from cartpredict.decisions.decide import decide
+from cartpredict.decisions.policy import NO_ACTION, Action, RecoveryPolicy
+from cartpredict.learning.evaluation import (
+    DecisionReport,
+    EvaluationReport,
+    ModelPredictions,
+    evaluate,
+)
+from cartpredict.learning.simulate import SimulatedCart, Simulation, simulate
+from cartpredict.learning.snapshots import Snapshot, snapshots, split_by_time
 from cartpredict.learning.training import Outcome, Trainer
+from cartpredict.learning.treatments import (
+    DECISION_HOURS,
+    NONE,
+    Choices,
+    cart_arrays,
+    decision_report,
+    first_allowed,
+    is_contactable,
+    no_action,
+    oracle_choices,
+    uniform_choices,
+)
+from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.serving.auth import hash_key, new_api_key
 from cartpredict.serving.events import EventService
+from cartpredict.serving.policies import policy_of
 from cartpredict.serving.retailers import retailer_record
 from cartpredict.serving.schemas import CartIn, EventsIn, RetailerCreate
 from cartpredict.serving.tenants import Tenants
 from cartpredict.storage import (
     POOLED_SCOPE,
     DuplicateRetailer,
+    Retailer,
     ScoredCart,
     Store,
     open_store,
@@ -36,9 +75,18 @@ EVENT_BATCH = 5_000
 
 
 def load_simulation(sim: Simulation, store: Store, *, now: datetime) -> dict[str, int]:
-    """Create the simulation's retailers (keeping any that exist) and store its events."""
+    """Create the simulation's retailers (keeping any that exist) and store its events.
+
+    A new retailer is onboarded when its history starts (or ``now``, if earlier), with the
+    default policy and the simulation's assignment salt, so that its simulated exposures name
+    a policy in force at their time and the groups the service assigns. A retailer that
+    existed keeps its salt: exposures simulated under another one are refused."""
+    onboarded = min(now, sim.start)
     for config in sim.retailers:
-        retailer = retailer_record(RetailerCreate.model_validate(config), now)
+        retailer = retailer_record(RetailerCreate.model_validate(config), onboarded)
+        salt = sim.salts.get(retailer.retailer_id)
+        if salt is not None:
+            retailer = replace(retailer, assignment_salt=salt)
         with contextlib.suppress(DuplicateRetailer):  # already onboarded: keep its config
             store.create_retailer(retailer=retailer, key_hash=hash_key(new_api_key()))
     service = EventService(store=store, clock=lambda: now)
@@ -138,6 +186,8 @@ def _score(sim: Simulation, store: Store, as_of: datetime, truth: str) -> Evalua
     }
     weights: dict[str, dict[str, float]] = {}
     n_train = 0
+    moments: list[_Moment] = []
+    policies: set[RecoveryPolicy] = set()
     for retailer in store.list_retailers():
         split = split_by_time(
             snapshots(store.events(retailer_id=retailer.retailer_id), as_of=as_of)
@@ -154,6 +204,13 @@ def _score(sim: Simulation, store: Store, as_of: datetime, truth: str) -> Evalua
         sim_carts = [carts[(retailer.retailer_id, r.cart_id)] for r in split.test]
         levels = np.array([r.inactivity_hours for r in split.test])
         columns["oracle"] += list(sim.oracle_many(sim_carts, levels))
+        policy = policy_of(retailer)
+        policies.add(policy)
+        moments += [
+            _moment(cart, row, retailer, served, baseline, policy)
+            for cart, row in zip(sim_carts, split.test, strict=True)
+            if row.inactivity_hours == DECISION_HOURS
+        ]
         for row in split.test:
             columns["retailer"].append(retailer.retailer_id)
             columns["cart"].append(row.cart_id)
@@ -185,6 +242,8 @@ def _score(sim: Simulation, store: Store, as_of: datetime, truth: str) -> Evalua
     ]
     if pooled is not None:
         models.insert(1, ModelPredictions("pooled", np.array(columns["pooled"]), None))
+    if len(policies) > 1:
+        raise ValueError("the decisions section needs one recovery policy for every retailer")
     return evaluate(
         purchased=purchased.astype(int),
         models=models,
@@ -201,4 +260,75 @@ def _score(sim: Simulation, store: Store, as_of: datetime, truth: str) -> Evalua
             "split": "per retailer by time: oldest 60 % of carts train, next 20 % validate, "
             "newest 20 % test",
         },
+        decisions=_decisions(sim, moments, policies.pop()) if moments else None,
     )
+
+
+@dataclass(frozen=True)
+class _Moment:
+    """A test cart at the decision moment: the product's decision and the baseline's call."""
+
+    cart: SimulatedCart
+    action: str
+    send_after_hours: float
+    called_abandoned: bool
+
+
+def _moment(
+    cart: SimulatedCart,
+    row: Snapshot,
+    retailer: Retailer,
+    served: ServedModel,
+    baseline: BaselineRule,
+    policy: RecoveryPolicy,
+) -> _Moment:
+    score, curve = served.score_over_inactivity(row, retailer)
+
+    def p0_at(hours: float) -> float:
+        return 1.0 - (score.p_abandoned if hours == row.inactivity_hours else curve(hours))
+
+    decided = decide(p0_at=p0_at, value=row.cart_value, inactivity_hours=row.inactivity_hours,
+                     policy=policy, policy_version=retailer.policy_version, group="treatment",
+                     contactable=is_contactable(cart.retailer_id, cart.cart_id))  # fmt: skip
+    return _Moment(cart, decided.action, decided.send_after_hours,
+                   baseline.score(row, retailer).abandoned)  # fmt: skip
+
+
+RULES = {
+    "no_action": "no action on any cart",
+    "baseline_rule": "on carts the baseline rule calls abandoned, the policy's first action the "
+    "cart may get, at the decision moment",
+    "product": "the product's decision: the served model's P(purchase) over inactivity, the "
+    "policy's prior recovery rates, no budget",
+    "oracle": "per cart, the action and send time with the highest true expected profit, or none",
+}
+
+
+def _decisions(
+    sim: Simulation, moments: Sequence[_Moment], policy: RecoveryPolicy
+) -> DecisionReport:
+    """The decisions section: every policy's true expected profit on the same carts."""
+    when = DECISION_HOURS
+    carts = cart_arrays([m.cart for m in moments], sim.responsiveness)
+    names = [a.name for a in policy.actions]
+    product = Choices(
+        np.array([NONE if m.action == NO_ACTION else names.index(m.action) for m in moments]),
+        np.array([m.send_after_hours for m in moments], dtype=float),
+    )
+    first = first_allowed(carts, policy)
+    called = np.array([m.called_abandoned for m in moments], dtype=bool)
+    choices = {
+        "no_action": no_action(carts, when),
+        **{f"uniform:{name}": uniform_choices(carts, policy, i, decision_h=when)
+           for i, name in enumerate(names)},
+        "baseline_rule": Choices(np.where(called, first, NONE), np.full(len(carts), when)),
+        "product": product,
+        "oracle": oracle_choices(carts, policy, decision_h=when),
+    }  # fmt: skip
+    rules = {**RULES, **{f"uniform:{a.name}": _uniform_rule(a) for a in policy.actions}}
+    return decision_report(carts, policy, choices, rules, decision_h=when)
+
+
+def _uniform_rule(action: Action) -> str:
+    reach = "contactable" if action.needs_consent else "open"
+    return f"{action.name} on every {reach} cart, at the decision moment"
