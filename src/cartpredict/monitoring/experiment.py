@@ -160,9 +160,9 @@ def _arm_out(arm: Arm) -> dict[str, Any]:
     }
 
 
-def _action_out(totals: Mapping[str, Arm] | None, periods: int) -> dict[str, Any]:
+def _action_out(totals: Mapping[str, Arm] | None, periods: list[dict[str, str]]) -> dict[str, Any]:
     if totals is None:
-        return {"treatment": None, "control": None, "uplift": None, "periods": 0,
+        return {"treatment": None, "control": None, "uplift": None, "periods": [],
                 "incremental_purchases": None, "incremental_margin": None}  # fmt: skip
     found = compare(totals["treatment"], totals["control"])
     return {
@@ -208,7 +208,7 @@ class ExperimentService:
         every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
         groups = [g for g in every if g[-1].day >= first]
         sums: dict[str, dict[str, Arm]] = {}
-        shown_in: dict[str, int] = defaultdict(int)
+        shown_in: dict[str, list[dict[str, str]]] = defaultdict(list)
         names = [a.name for a in self._policy(retailer).actions]
         for group in groups:
             if len(group) > 1:
@@ -221,7 +221,8 @@ class ExperimentService:
                 if why is not None:
                     notes.left_out(f"actions.{name}", f"{_span(group)}: {why}")
                     continue
-                shown_in[name] += 1
+                span = {"start": group[0].day.isoformat(), "end": group[-1].day.isoformat()}
+                shown_in[name].append(span)
                 into = sums.setdefault(name, {})
                 for arm in ARMS:
                     into[arm] = _plus(into.get(arm), _arm(arms[arm]))

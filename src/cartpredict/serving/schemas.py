@@ -707,6 +707,11 @@ class StatsOut(BaseModel):
     )
 
 
+class StatsWindowSpan(BaseModel):
+    start: str
+    end: str
+
+
 class ExperimentArm(BaseModel):
     carts: int = Field(description="Carts with an exposure event of the action in this group")
     purchased: int = Field(description="Of them, bought within 24 h after the decision")
@@ -732,7 +737,9 @@ class ExperimentAction(BaseModel):
         description="Margin the action added: treatment's margin, less the control's margin "
         "per cart x treated carts, less the actions' costs"
     )
-    periods: int = Field(description="Periods of the stats whose figures are summed here")
+    periods: list[StatsWindowSpan] = Field(
+        description="The periods of the stats whose figures are summed here"
+    )
 
 
 class ExperimentOut(BaseModel):
