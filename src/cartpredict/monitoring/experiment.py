@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.decisions.experiment import Arm, compare
 from cartpredict.decisions.policy import RecoveryPolicy, in_force
-from cartpredict.monitoring.stats import MAX_DAYS, Notes, calendar_groups
+from cartpredict.monitoring.stats import MAX_DAYS, Notes, Window
 from cartpredict.privacy.anonymity import K_ANONYMITY, suppress_small
 from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer, RetailerStore
 
@@ -199,14 +199,10 @@ class ExperimentService:
 
     def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
         retailer = self._retailer(retailer_id)
-        now = self._clock()
-        today = now.astimezone(UTC).date()
-        first = today - timedelta(days=days - 1)
-        held_from = today - timedelta(days=min(self._held_days, MAX_DAYS) - 1)
-        rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
         notes = Notes()
-        every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
-        groups = [g for g in every if g[-1].day >= first]
+        window = Window.read(self._store, retailer_id, days=days, now=self._clock(),
+                             held_days=self._held_days, notes=notes)  # fmt: skip
+        groups, first, today = window.groups, window.first, window.today
         sums: dict[str, dict[str, Arm]] = {}
         shown_in: dict[str, list[dict[str, str]]] = defaultdict(list)
         names = [a.name for a in self._policy(retailer).actions]

@@ -274,6 +274,35 @@ def _span(delta: timedelta) -> str:
     return f"{delta.days} days" if delta.days > 1 else f"{delta.total_seconds() / 3600:g} h"
 
 
+@dataclass(frozen=True)
+class Window:
+    """The daily rows a report over the last ``days`` reads, and their calendar groups."""
+
+    first: date
+    today: date
+    rows: Sequence[DailyStats]  # every row still held
+    every: list[list[DailyStats]]  # every group that may be shown (drift reads older ones)
+    groups: list[list[DailyStats]]  # those that end in the window
+
+    @classmethod
+    def read(
+        cls,
+        store: PredictionStore,
+        retailer_id: str,
+        *,
+        days: int,
+        now: datetime,
+        held_days: int,
+        notes: Notes,
+    ) -> Window:
+        today = now.astimezone(UTC).date()
+        first = today - timedelta(days=days - 1)
+        held_from = today - timedelta(days=min(held_days, MAX_DAYS) - 1)
+        rows = store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
+        every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
+        return cls(first, today, rows, every, [g for g in every if g[-1].day >= first])
+
+
 class StatsService:
     """``GET /retailer/{id}/stats``: the retailer's daily aggregates, k-anonymous, and drift.
 
@@ -302,13 +331,11 @@ class StatsService:
     def report(self, retailer_id: str, *, days: int = 30) -> dict[str, Any]:
         retailer = self._retailer(retailer_id)
         now = self._clock()
-        today = now.astimezone(UTC).date()
-        first = today - timedelta(days=days - 1)
-        held_from = today - timedelta(days=min(self._held_days, MAX_DAYS) - 1)
-        rows = self._store.daily_stats(retailer_id=retailer_id, start=held_from, end=today)
         notes = Notes()
-        every = calendar_groups(rows, now=now, first=first, held_from=held_from, notes=notes)
-        groups = [g for g in every if g[-1].day >= first]
+        window = Window.read(self._store, retailer_id, days=days, now=now,
+                             held_days=self._held_days, notes=notes)  # fmt: skip
+        rows, every, groups = window.rows, window.every, window.groups
+        first, today = window.first, window.today
         shown = [_shown(tally.total(r.figures for r in group)) for group in groups]
         periods: list[dict[str, Any]] = []
         for group, figures in zip(groups, shown, strict=True):
