@@ -152,3 +152,20 @@ def test_a_budget_acts_on_the_top_share_of_recent_expected_gains(
     assert any(d["reason"] == "budget" for d in decided)
     assert all(d["expected_gain"] >= cut[1] for d in decided if d["reason"] == "gain")
     assert all(d["expected_gain"] < cut[1] for d in decided if d["reason"] == "budget")
+
+
+def test_a_fixed_decision_keeps_its_send_time_until_the_cart_is_past_it(
+    client: TestClient,
+) -> None:
+    auth = create_retailer(client, "s", recovery_policy=POLICY)
+    body = cart("s", cart_id="c-9", cart_value=400.0, inactivity_hours=0.0, contactable=True)
+    first = client.post("/predict_cart", json=body, headers=auth).json()["decision"]
+    named = first["action"] if first["group"] == "treatment" else first["held_out"]
+    assert named != "none"  # a decision that names an action is fixed for a day
+    send = first["send_after_hours"]
+    for hours, expected in ((send / 2, send), (send, send), (send + 7.5, send + 7.5)):
+        later = client.post("/predict_cart", json={**body, "inactivity_hours": hours},
+                            headers=auth).json()["decision"]  # fmt: skip
+        assert later == {**first, "send_after_hours": expected}, hours
+    again = client.post("/predict_cart", json=body, headers=auth).json()["decision"]
+    assert again == first  # the fixed decision itself is unchanged by the later answers

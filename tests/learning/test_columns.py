@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,6 +12,7 @@ from cartpredict.learning.columns import CartColumns, design_matrix, p_abandoned
 from cartpredict.models.features import FeatureSpec
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.storage import Retailer
+from tests.support.factories import Cart
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 RETAILER = Retailer(
@@ -25,16 +26,6 @@ RETAILER = Retailer(
     last_updated=NOW,
     attributes=(("views", "numeric"), ("channel", "categorical")),
 )
-
-
-@dataclass
-class Cart:
-    cart_value: float
-    item_count: int
-    inactivity_hours: float
-    device_type: str
-    shipping_speed: str
-    attributes: dict[str, float | str] = field(default_factory=dict)
 
 
 def random_carts(n: int, seed: int) -> list[Cart]:

@@ -43,6 +43,9 @@ class OneVersion:
     def served_version(self, *, scope: str) -> ModelVersion | None:
         return self.served if scope == self.served.scope else None
 
+    def served_version_id(self, *, scope: str) -> str | None:
+        return self.served.version_id if scope == self.served.scope else None
+
 
 def served_threshold(served: ModelVersion, target: float) -> float | None:
     registry = ModelRegistry(OneVersion(served))  # type: ignore[arg-type]

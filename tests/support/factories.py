@@ -3,6 +3,7 @@ clock set by hand, and a snapshot of every table to prove nothing changed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -81,3 +82,15 @@ def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
             }
     finally:
         engine.dispose()
+
+
+@dataclass
+class Cart:
+    """A cart as the feature encoders read it (``features.CartLike``)."""
+
+    cart_value: float
+    item_count: int
+    inactivity_hours: float
+    device_type: str
+    shipping_speed: str
+    attributes: dict[str, float | str] = field(default_factory=dict)

@@ -8,7 +8,7 @@ from cartpredict.cli.admin import db, model, retailer
 from cartpredict.cli.common import LEARNING_PACKAGES
 from cartpredict.cli.data import ingest, purge, simulate
 from cartpredict.cli.demo import DEMO_ENV_FILE, DEMO_RETAILERS, demo
-from cartpredict.cli.learn import evaluate, experiment_coverage, train
+from cartpredict.cli.learn import evaluate, experiment_coverage, train, uplift_loop
 from cartpredict.cli.ops import cost, loadtest
 from cartpredict.cli.serve import serve
 
@@ -35,6 +35,7 @@ main.add_command(purge)
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(experiment_coverage)
+main.add_command(uplift_loop)
 main.add_command(loadtest)
 main.add_command(cost)
 main.add_command(demo)

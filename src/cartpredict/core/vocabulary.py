@@ -28,3 +28,6 @@ class Channel(StrEnum):
     sms = "sms"
     push = "push"
     onsite = "onsite"
+
+
+MESSAGE_CHANNELS = frozenset({Channel.email.value, Channel.sms.value, Channel.push.value})

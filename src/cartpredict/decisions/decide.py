@@ -17,10 +17,10 @@ action the steps above chose (``none`` if none) and its expected gain.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from cartpredict.decisions.gain import Timed, best_time
+from cartpredict.decisions.gain import timed_gain
 from cartpredict.decisions.policy import NO_ACTION, Action, RecoveryPolicy
 from cartpredict.storage import Decided
 
@@ -67,32 +67,35 @@ def decide(
     group: str,
     contactable: bool,
     cutoff: float | None = None,
+    rates: Mapping[str, Callable[[float], float]] | None = None,
 ) -> Decision:
     """``p0_at(h)``: P(purchase in 24 h without action) at ``h`` hours of inactivity;
-    ``cutoff``: the budget's least expected gain (None: no budget)."""
+    ``cutoff``: the budget's least expected gain (None: no budget); ``rates``: per action
+    name, the cart's learnt recovery rate by send time (an action not named: its prior)."""
     now = inactivity_hours
-    chosen: tuple[Action, Timed] | None = None
+    # (action, send after hours, gain): the best the cart may get, and the best barred from it
+    chosen: tuple[Action, float, float] | None = None
+    barred: tuple[Action, float, float] | None = None
     reason = "no_policy"
     if policy.actions:
-        best: dict[bool, tuple[Action, Timed] | None] = {True: None, False: None}
         for action in policy.actions:
-            timed = best_time(p0_at, value, policy.margin, action, now)
-            allowed = contactable or not action.needs_consent
-            current = best[allowed]
-            if current is None or timed.gain > current[1].gain:
-                best[allowed] = (action, timed)
-        chosen = best[True]
-        if chosen is None or chosen[1].gain <= 0.0:
-            barred = best[False]
-            reason = "not_contactable" if barred is not None and barred[1].gain > 0 else "no_gain"
+            learnt = None if rates is None else rates.get(action.name)
+            when, gain = timed_gain(p0_at, value, policy.margin, action, now, learnt)
+            if contactable or not action.needs_consent:
+                if chosen is None or gain > chosen[2]:
+                    chosen = (action, when, gain)
+            elif barred is None or gain > barred[2]:
+                barred = (action, when, gain)
+        if chosen is None or chosen[2] <= 0.0:
+            reason = "not_contactable" if barred is not None and barred[2] > 0 else "no_gain"
             chosen = None
-        elif cutoff is not None and chosen[1].gain < cutoff:
+        elif cutoff is not None and chosen[2] < cutoff:
             reason = "budget"
         else:
             reason = "gain"
     acting = chosen if reason == "gain" else None
-    gain = 0.0 if chosen is None else chosen[1].gain
-    when = now if acting is None else acting[1].send_after_hours
+    gain = 0.0 if chosen is None else chosen[2]
+    when = now if acting is None else acting[1]
     if group == "control":
         held = NO_ACTION if acting is None else acting[0].name
         return Decision(policy_version=policy_version, group=group, action=NO_ACTION,

@@ -17,6 +17,7 @@ themselves; it loses carts whose recoverability decays. The best ``h`` on :data:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,23 +43,41 @@ def best_time(
     """The send time with the highest expected gain (the earliest among equals).
 
     ``p0_at(h)``: the model's p₀ for this cart at ``h`` hours of inactivity."""
+    return Timed(*timed_gain(p0_at, value, margin, action, now))
+
+
+def timed_gain(
+    p0_at: Callable[[float], float],
+    value: float,
+    margin: float,
+    action: Action,
+    now: float,
+    rate_at: Callable[[float], float] | None = None,
+) -> tuple[float, float]:
+    """``best_time`` as a plain pair (send after hours, gain), for the request path.
+    ``rate_at(h)``: the cart's recovery rate if the action reaches it at ``h`` (a learnt
+    recovery model's); None: the action's prior, ``rate × (1 − decay)^h``."""
     p0_now = p0_at(now)
-    d, c, rate = action.discount, action.cost, action.rate
-    if action.channel == "onsite":
-        return Timed(now, rate * (1.0 - p0_now) * value * (margin - d) - p0_now * value * d - c)
-    keep, open_now = 1.0 - action.decay, 1.0 - p0_now
+    d, c = action.discount, action.cost
+    if action.channel == "onsite":  # shown at the next page view: no delay, no decay
+        r = action.rate if rate_at is None else rate_at(now)
+        return now, r * (1.0 - p0_now) * value * (margin - d) - p0_now * value * d - c
+    if rate_at is None:
+        rate, keep = action.rate, 1.0 - action.decay
+
+        def rate_at(h: float) -> float:
+            return rate * math.pow(keep, h)
+
+    open_now = 1.0 - p0_now
     recovered, given = value * (margin - d), value * d  # (per cart recovered / bought anyway)
-    best_h, best = now, rate * keep**now * open_now * recovered - p0_now * given - c
+    best_h, best = now, rate_at(now) * open_now * recovered - p0_now * given - c
     for h in SEND_GRID:
         if h <= now:
             continue
         p0 = p0_at(h)
         # the share still open at h, (1 − p0_now) / (1 − p0), times the gain then
-        gain = (
-            open_now
-            / max(1.0 - p0, 1e-12)
-            * (rate * keep**h * (1.0 - p0) * recovered - p0 * given - c)
-        )
+        gain = open_now / max(1.0 - p0, 1e-12) * (rate_at(h) * (1.0 - p0) * recovered
+                                                   - p0 * given - c)  # fmt: skip
         if gain > best + 1e-12:
             best_h, best = h, gain
-    return Timed(best_h, best)
+    return best_h, best

@@ -34,10 +34,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cartpredict.core import currency
-from cartpredict.core.vocabulary import Channel
+from cartpredict.core.vocabulary import MESSAGE_CHANNELS, Channel
 
 CHANNELS = tuple(c.value for c in Channel)
-MESSAGE_CHANNELS = frozenset({Channel.email.value, Channel.sms.value, Channel.push.value})
 NO_ACTION = "none"
 
 

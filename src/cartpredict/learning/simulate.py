@@ -401,6 +401,7 @@ def simulate(
     configs: Sequence[dict] = (),
     truth: str = "logistic",
     treatment: Treatment | None = None,
+    fixed_size: bool = False,
 ) -> Simulation:
     """Draw ``retailers`` retailers and ``days`` days of their carts (see module docstring).
 
@@ -408,6 +409,8 @@ def simulate(
     their size and hidden effects are still drawn, so the rest of the simulation is unchanged.
     ``truth``: how purchase depends on the cart, ``logistic`` or ``curved`` (module docstring).
     ``treatment``: how the retailers act on their carts (None: they do not).
+    ``fixed_size``: every retailer expects ``carts_per_day`` carts a day, instead of a drawn
+    size (the draw is still made, so the rest of the simulation is unchanged).
     """
     if truth not in TRUTHS:
         raise ValueError(f"truth must be one of {', '.join(TRUTHS)}")
@@ -427,6 +430,7 @@ def simulate(
     for index in range(retailers):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         config, effect, rate = _draw_retailer(rng, index, phase, carts_per_day)
+        rate = carts_per_day if fixed_size else rate
         if index < len(given):
             config = {**config, **given[index]}
         rid = config["retailer_id"]

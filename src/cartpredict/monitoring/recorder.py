@@ -7,9 +7,13 @@ day (``tally.py``), and never stored as a row of its own (data minimisation; it 
 database a row per prediction).
 
 A background task (or, on Lambda, the next invocation once ``FLUSH_EVERY_S`` has passed) writes
-both in one go. If the store is down, rows wait, up to ``MAX_BUFFERED``; past that the oldest
-are dropped and counted, so an outage can never exhaust memory or slow serving. Counts always
-wait (a few hundred bytes per retailer and day).
+both in one go. A write costs the store a round of work per retailer it touches (its scope, a
+check that it still exists) on top of the rows: a flush takes every row waiting and writes each
+retailer's rows together, so that a second of a thousand retailers' predictions costs a thousand
+such rounds, not one per retailer per few thousand rows. If the store is down, rows wait, up to
+``MAX_BUFFERED`` (those being written included); past that the oldest waiting are dropped and
+counted, so an outage can never exhaust memory or slow serving. Counts always wait (a few
+hundred bytes per retailer and day).
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 1.0
 COUNTS_EVERY_S = 10.0
 MAX_BUFFERED = 100_000
-BATCH = 5_000  # rows per insert statement
-YIELD_EVERY = 500  # rows counted between two offers of the GIL to the serving thread
+BATCH = 5_000  # rows per write (one transaction), whole retailers' where they fit
+YIELD_EVERY = 500  # rows taken between two offers of the GIL to the serving thread
 
 Row = tuple[str, datetime, str | None, str, float, bool, float, int, str, str, Decided | None]
 
@@ -49,6 +53,7 @@ class PredictionRecorder:
         self._clock = clock
         self._buffer: deque[Row] = deque()
         self._max = max_buffered
+        self._taken = 0  # rows out of the buffer, being written by a flush
         self._on_written = on_written
         self._on_dropped = on_dropped
         self._flushing = threading.Lock()
@@ -75,13 +80,16 @@ class PredictionRecorder:
             (retailer_id, self._clock(), cart_id, model_version, p_abandoned, abandoned,
              cart_value, item_count, device_type, shipping_speed, decision)
         )  # fmt: skip
-        if len(self._buffer) > self._max:
-            self._buffer.popleft()
+        if len(self._buffer) + self._taken > self._max:
+            try:
+                self._buffer.popleft()
+            except IndexError:  # a flush took every row meanwhile
+                return
             self._on_dropped(1)
 
     def __len__(self) -> int:
-        """Predictions waiting to be written or counted."""
-        return len(self._buffer)
+        """Predictions waiting to be written or counted, or being written."""
+        return len(self._buffer) + self._taken
 
     def flush(self, store: PredictionStore, *, counts_every_s: float = 0.0) -> int:
         """Count what carries no cart id, write the rest, and the counts unless they were
@@ -91,25 +99,22 @@ class PredictionRecorder:
         added up) and the error is raised."""
         written = 0
         with self._flushing:  # one flush at a time; recording goes on meanwhile
-            while self._buffer:
-                n = min(BATCH, len(self._buffer))
-                rows = [self._buffer.popleft() for _ in range(n)]
-                logged = [row for row in rows if row[2] is not None]
-                for i, row in enumerate(rows):
-                    if row[2] is None:
-                        self._count(row)
-                    if i % YIELD_EVERY == YIELD_EVERY - 1:
-                        time.sleep(0)  # let the event loop answer requests meanwhile
-                if not logged:
-                    continue
-                try:
-                    store.add_scored_carts(carts=[ScoredCart(*row) for row in logged])
-                except Exception:
-                    self._buffer.extendleft(reversed(logged))
-                    self._trim()
-                    raise
-                written += len(logged)
-                self._on_written(len(logged))
+            logged = self._take()
+            batches = _by_retailer(logged)
+            done = 0
+            try:
+                for batch in batches:
+                    store.add_scored_carts(carts=[ScoredCart(*logged[i]) for i in batch])
+                    done += 1
+                    self._taken -= len(batch)
+                    written += len(batch)
+                    self._on_written(len(batch))
+            except BaseException:  # the rows not written wait, in their order, for the next
+                waiting = sorted(i for batch in batches[done:] for i in batch)
+                self._buffer.extendleft(reversed([logged[i] for i in waiting]))
+                self._taken = 0
+                self._trim()
+                raise
             due = self._monotonic() - self._counts_written >= counts_every_s
             if self._counts and due:
                 counts = [
@@ -120,6 +125,24 @@ class PredictionRecorder:
                 self._counts, self._first = {}, {}
                 self._counts_written = self._monotonic()
         return written
+
+    def _take(self) -> list[Row]:
+        """The rows waiting, out of the buffer: those without a cart id counted, the others
+        returned in their order and counted as taken until they are written."""
+        logged: list[Row] = []
+        for n in range(1, len(self._buffer) + 1):
+            try:  # (``record`` may drop the oldest meanwhile)
+                row = self._buffer.popleft()
+            except IndexError:
+                break
+            if row[2] is None:
+                self._count(row)
+            else:
+                logged.append(row)
+                self._taken += 1
+            if n % YIELD_EVERY == 0:
+                time.sleep(0)  # let the event loop answer requests meanwhile
+        return logged
 
     def _count(self, row: Row) -> None:
         retailer_id, at, _, _, p_abandoned, abandoned, value, items, device, speed, _ = row
@@ -137,3 +160,10 @@ class PredictionRecorder:
             self._buffer.popleft()
         if excess > 0:
             self._on_dropped(excess)
+
+
+def _by_retailer(rows: list[Row]) -> list[list[int]]:
+    """The rows' indices in batches of ``BATCH``, by retailer: each retailer's rows together,
+    in their order, split over two batches only where a batch is full."""
+    order = sorted(range(len(rows)), key=[row[0] for row in rows].__getitem__)
+    return [order[i : i + BATCH] for i in range(0, len(order), BATCH)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 
 from cartpredict.decisions.decide import Decision, decide, group_of
 from cartpredict.decisions.policy import NO_ACTION
@@ -42,20 +41,24 @@ class Decider:
         if fixed is not None:
             decision, until = fixed
             if until > now and decision.policy_version == retailer.policy_version:
-                later = max(decision.send_after_hours, cart.inactivity_hours)
-                return replace(decision, send_after_hours=later)
+                if cart.inactivity_hours <= decision.send_after_hours:
+                    return decision  # (a record, immutable: shared by every answer of it)
+                return Decision(decision.policy_version, decision.group, decision.action,
+                                decision.held_out, cart.inactivity_hours,
+                                decision.expected_gain, decision.reason)  # fmt: skip
             del self._fixed[key]
         policy = tenant.policy
+        inactivity = cart.inactivity_hours
 
         def p0_at(hours: float) -> float:
-            if hours == cart.inactivity_hours:
+            if hours == inactivity:
                 return 1.0 - p_abandoned
             return 1.0 - curve(hours)
 
         decision = decide(
             p0_at=p0_at,
             value=cart.cart_value,
-            inactivity_hours=cart.inactivity_hours,
+            inactivity_hours=inactivity,
             policy=policy,
             policy_version=retailer.policy_version,
             group=group_of(tenant.salt, cart.cart_id, policy.control_share),

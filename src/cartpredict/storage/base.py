@@ -270,6 +270,9 @@ class RegistryStore(Protocol):
 
     def served_version(self, *, scope: str) -> ModelVersion | None: ...
 
+    def served_version_id(self, *, scope: str) -> str | None:
+        """The id of the version the scope serves (no model read)."""
+
     def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
         """Point the scope at a version, log it, and tell the change feed who must reload."""
 

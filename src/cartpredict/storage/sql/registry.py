@@ -68,6 +68,13 @@ class RegistryRows(SqlSession):
             ).first()
         return _version(row) if row else None
 
+    def served_version_id(self, *, scope: str) -> str | None:
+        with self._read(tenant_of(scope)) as conn:
+            found = conn.execute(
+                select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
+            ).scalar()
+        return None if found is None else str(found)
+
     def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
         with self._write(tenant_of(scope)) as conn:
             conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))

@@ -1,0 +1,166 @@
+"""Who responds: an action's recovery rate per cart and send time, as served.
+
+The decision's expected gain (``decisions/gain.py``) needs, per cart and action, the share
+``r`` of otherwise-lost carts the action brings back when it reaches the cart ``h`` hours after
+the last activity. Until a retailer's control groups have measured it, ``r`` is the channel's
+prior (``decisions/policy.py``), one number per action. A recovery model learns it per cart::
+
+    r(cart, h) = σ(intercept + w · z(cart, h))
+
+with ``z`` the features below, plain Python on the request path (a dot product per send
+time). ``learning/uplift.py`` fits it from the retailer's treatment and control groups, and
+builds the same features column by column for training (a test holds the two equal).
+
+Features (``z``), on the cart's value in the retailer's currency:
+
+* ``log_value`` = log(1 + value) and its square around ``log(1 + 60)`` (a response may rise
+  and fall with value), ``single_item``, ``log_items`` = log(1 + items), the device one-hots
+  ``mobile``, ``desktop``, ``tablet`` (``unknown`` is the reference) and ``mobile x
+  log_value``: who the action sways;
+* for a message only (an on-site action is shown at the next page view: no time to choose),
+  ``send_h`` (hours after the last activity), its square, both times ``log_value``, and
+  ``send_h x mobile``: when. A square in ``h`` whose peak and width move with value lets the
+  model learn that a considered purchase is best reminded later than an impulse one, and is
+  forgotten more slowly.
+
+``calibration`` is the base model's log-odds shift on the carts the model was fitted on: the
+decision reads P(purchase without action) as σ(logit p₀ + calibration).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cartpredict.core.vocabulary import MESSAGE_CHANNELS
+
+KIND = "recovery"
+CART_FEATURES = (
+    "log_value",
+    "log_value_sq",
+    "single_item",
+    "log_items",
+    "mobile",
+    "desktop",
+    "tablet",
+    "mobile_x_log_value",
+)
+TIMING_FEATURES = (
+    "send_h",
+    "send_h_sq",
+    "send_h_x_log_value",
+    "send_h_sq_x_log_value",
+    "send_h_x_mobile",
+)
+VALUE_CENTRE = math.log1p(60.0)
+
+
+def feature_names(channel: str) -> tuple[str, ...]:
+    return CART_FEATURES + (TIMING_FEATURES if channel in MESSAGE_CHANNELS else ())
+
+
+def cart_part(value: float, items: int, device: str) -> list[float]:
+    """The features that do not depend on the send time."""
+    x = math.log1p(max(value, 0.0))
+    mobile = 1.0 if device == "mobile" else 0.0
+    return [
+        x,
+        (x - VALUE_CENTRE) ** 2,
+        1.0 if items == 1 else 0.0,
+        math.log1p(max(items, 0)),
+        mobile,
+        1.0 if device == "desktop" else 0.0,
+        1.0 if device == "tablet" else 0.0,
+        mobile * x,
+    ]
+
+
+def timing_part(cart: Sequence[float], send_h: float) -> list[float]:
+    """The send-time features, from the cart's part (``cart_part``)."""
+    square = send_h * send_h
+    return [send_h, square, send_h * cart[0], square * cart[0], send_h * cart[4]]
+
+
+@dataclass(frozen=True)
+class RecoveryModel:
+    """One action's learnt recovery rate (module docstring)."""
+
+    action: str
+    channel: str
+    intercept: float
+    weights: tuple[float, ...]
+    calibration: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(feature_names(self.channel)):
+            raise ValueError(f"{self.action}: one weight per recovery feature")
+
+    @property
+    def timed(self) -> bool:
+        return self.channel in MESSAGE_CHANNELS
+
+    def rates(self, value: float, items: int, device: str) -> RateAt:
+        """The cart's recovery rate as a function of the send time."""
+        cart = cart_part(value, items, device)
+        w = self.weights
+        base = self.intercept + math.fsum(a * b for a, b in zip(w, cart, strict=False))
+        if not self.timed:
+            fixed = _sigmoid(base)
+            return RateAt(fixed, 0.0, 0.0)
+        n, x = len(CART_FEATURES), cart[0]
+        # σ(base + h·(w_h + w_hx·x + w_hm·mobile) + h²·(w_h² + w_h²x·x)): a slope and a
+        # curvature per cart, two multiplications per further time
+        slope = w[n] + w[n + 2] * x + w[n + 4] * cart[4]
+        return RateAt(base, slope, w[n + 1] + w[n + 3] * x, timed=True)
+
+    def rate(self, value: float, items: int, device: str, send_h: float) -> float:
+        return self.rates(value, items, device)(send_h)
+
+    def named_weights(self) -> dict[str, float]:
+        return dict(zip(feature_names(self.channel), self.weights, strict=True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "action": self.action,
+            "channel": self.channel,
+            "intercept": self.intercept,
+            "weights": self.named_weights(),
+            "calibration": self.calibration,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RecoveryModel:
+        channel = str(data["channel"])
+        weights = data["weights"]
+        return cls(
+            action=str(data["action"]),
+            channel=channel,
+            intercept=float(data["intercept"]),
+            weights=tuple(float(weights[name]) for name in feature_names(channel)),
+            calibration=float(data.get("calibration", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateAt:
+    """r(h) of one cart: σ(base + slope·h + curve·h²), or a fixed rate (``timed`` false)."""
+
+    base: float
+    slope: float
+    curve: float
+    timed: bool = False
+
+    def __call__(self, send_h: float) -> float:
+        if not self.timed:
+            return self.base
+        return _sigmoid(self.base + (self.slope + self.curve * send_h) * send_h)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)

@@ -1,0 +1,68 @@
+"""Exploration: the explored share of carts, drawn independently of the group, picks every
+action and send time the cart may get with the probability it logs."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cartpredict.decisions.decide import group_of
+from cartpredict.decisions.exploration import explore, is_explored, propensity, send_times
+from cartpredict.decisions.policy import Action
+
+EMAIL = Action("reminder_email", "email", cost=0.01, discount=0.0)
+POPUP = Action("popup_10", "onsite", cost=0.0, discount=0.10)
+SALT = b"0123456789abcdef"
+
+
+def test_the_explored_share_is_drawn_independently_of_the_group() -> None:
+    ids = [f"c-{i}" for i in range(40_000)]
+    explored = [is_explored(SALT, i, 0.2) for i in ids]
+    control = [group_of(SALT, i, 0.1) == "control" for i in ids]
+    assert sum(explored) / len(ids) == pytest.approx(0.2, abs=0.01)
+    both = sum(e and c for e, c in zip(explored, control, strict=True)) / len(ids)
+    assert both == pytest.approx(0.2 * 0.1, abs=0.004)
+    assert not any(is_explored(SALT, i, 0.0) for i in ids[:1000])
+
+
+def test_every_action_and_send_time_is_drawn_as_often_as_its_propensity_says() -> None:
+    actions, now = [EMAIL, POPUP], 1.0
+    drawn = Counter()
+    n = 0
+    for i in range(60_000):
+        x = explore(SALT, f"c-{i}", actions, now, share=1.0, greedy=None)
+        assert x is not None
+        drawn[(x.action.name, x.send_after_hours)] += 1
+        n += 1
+    pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
+    assert set(drawn) == set(pairs)
+    for pair in pairs:
+        expected = propensity(actions, now, pair, 1.0, None)
+        assert drawn[pair] / n == pytest.approx(expected, abs=0.01), pair
+
+
+@given(share=st.floats(0.0, 1.0), now=st.sampled_from([0.0, 1.0, 2.5, 12.0, 30.0]),
+       greedy=st.sampled_from([None, ("reminder_email", 1.0), ("popup_10", 1.0)]))  # fmt: skip
+def test_the_propensities_of_every_choice_sum_to_one(
+    share: float, now: float, greedy: tuple[str, float] | None
+) -> None:
+    actions = [EMAIL, POPUP]
+    if greedy is not None:
+        greedy = (greedy[0], now)
+    pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
+    total = sum(propensity(actions, now, p, share, greedy) for p in pairs)
+    if greedy is None:  # the policy would do nothing: exploration alone names an action
+        assert total == pytest.approx(share)
+    else:
+        assert total == pytest.approx(1.0)
+
+
+def test_a_cart_is_explored_the_same_way_on_every_call() -> None:
+    for i, share in itertools.product(range(200), (0.1, 0.5)):
+        first = explore(SALT, f"c-{i}", [EMAIL, POPUP], 0.0, share=share, greedy=None)
+        assert explore(SALT, f"c-{i}", [EMAIL, POPUP], 0.0, share=share, greedy=None) == first
+    assert explore(SALT, "c-1", [], 0.0, share=1.0, greedy=None) is None

@@ -1,0 +1,101 @@
+"""Learning who responds: the recovery model's fit finds the true weights, a retailer with too
+few treated or control carts keeps the prior, and a response unlike the prior is promoted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cartpredict.decisions.policy import Action
+from cartpredict.learning.fit import sigmoid
+from cartpredict.learning.uplift import (
+    MIN_CONTROL,
+    MIN_TREATED,
+    Experiment,
+    fit_recovery,
+    learn,
+    prior_model,
+    recovery_matrix,
+)
+
+EMAIL = Action("reminder_email", "email", cost=0.01, discount=0.0)
+POPUP = Action("popup_10", "onsite", cost=0.0, discount=0.10)
+
+
+def experiment(
+    n: int, *, seed: int, rate: callable, control_share: float = 0.3, channel: str = "email"
+) -> Experiment:
+    """Carts whose true recovery rate is ``rate(value, mobile, send_h)``."""
+    rng = np.random.default_rng(seed)
+    value = np.round(rng.lognormal(np.log(60), 1.0, n), 2)
+    items = 1 + rng.poisson(1.2, n)
+    device = rng.choice(["mobile", "desktop", "tablet"], n, p=[0.6, 0.3, 0.1])
+    send_h = rng.choice([1.0, 2.0, 3.0, 6.0, 12.0], n) if channel != "onsite" else np.ones(n)
+    p0 = sigmoid(rng.normal(-1.0, 0.8, n))
+    treated = rng.random(n) >= control_share
+    r = rate(value, device == "mobile", send_h)
+    bought = rng.random(n) < np.where(treated, p0 + (1 - p0) * r, p0)
+    return Experiment(value, items, device, send_h, p0, treated, bought, np.ones(n, dtype=bool))
+
+
+def test_the_fit_finds_the_weights_it_was_drawn_with() -> None:
+    data = experiment(120_000, seed=1, rate=lambda v, m, h: 0.1)  # (the truth is redrawn below)
+    Z = recovery_matrix(data.value, data.items, data.device, data.send_h, "email")
+    rng = np.random.default_rng(2)
+    w = rng.normal(0, 0.15, Z.shape[1]) / (Z.std(axis=0) + 1e-9)
+    b = -2.0 - float(Z.mean(axis=0) @ w)
+    r = sigmoid(b + Z @ w)
+    bought = rng.random(len(data)) < np.where(data.treated, data.p0 + (1 - data.p0) * r, data.p0)
+    fitted = fit_recovery(Z, data.p0, data.treated, bought, penalty=1e-6)
+    assert fitted.converged
+    assert abs(fitted.calibration) < 0.05
+    error = np.abs(fitted.rate(Z) - r).mean()
+    spread = np.abs(r - r.mean()).mean()  # the error of knowing only the mean rate
+    assert error < 0.35 * spread, (error, spread)
+    assert np.corrcoef(fitted.rate(Z), r)[0, 1] > 0.9
+
+
+def test_too_few_treated_or_control_carts_keep_the_prior() -> None:
+    few = experiment(MIN_TREATED // 2, seed=3, rate=lambda v, m, h: 0.3)
+    assert learn(EMAIL, few).reason == "too_few_treated"
+    assert learn(EMAIL, few).served is None
+    no_control = experiment(4 * MIN_TREATED, seed=4, rate=lambda v, m, h: 0.3,
+                            control_share=MIN_CONTROL / (40 * MIN_TREATED))  # fmt: skip
+    out = learn(EMAIL, no_control)
+    assert (out.reason, out.served) == ("too_few_control", None)
+
+
+def test_a_response_unlike_the_prior_is_learnt_and_promoted() -> None:
+    # the pop-up works on mobile carts (15 %) and hardly elsewhere (1 %): the prior says 4 %
+    data = experiment(20_000, seed=5, channel="onsite",
+                      rate=lambda v, m, h: np.where(m, 0.15, 0.01))  # fmt: skip
+    out = learn(POPUP, data)
+    assert out.reason == "promoted" and out.served is not None
+    assert out.heldout_qini > out.heldout_qini_prior
+    mobile, desktop = (
+        out.served.rate(60.0, 2, "mobile", 1.0),
+        out.served.rate(60.0, 2, "desktop", 1.0),
+    )
+    assert mobile == pytest.approx(0.15, abs=0.03)
+    assert desktop == pytest.approx(0.01, abs=0.02)
+
+
+def test_the_best_send_time_is_learnt_where_it_varies_with_value() -> None:
+    # a reminder works best at once on cheap carts and later the dearer the cart: at 8 h on
+    # a $300 cart
+    def rate(v: np.ndarray, m: np.ndarray, h: np.ndarray) -> np.ndarray:
+        best = np.clip(3.0 * (np.log1p(v) - 3.0), 0.0, 12.0)
+        return 0.12 * 0.85 ** np.abs(h - best)
+
+    out = learn(EMAIL, experiment(40_000, seed=6, rate=rate))
+    assert out.served is not None
+    grid = [1.0, 2.0, 3.0, 6.0, 12.0]
+    cheap = max(grid, key=lambda h: out.served.rate(20.0, 1, "desktop", h))
+    dear = max(grid, key=lambda h: out.served.rate(300.0, 3, "desktop", h))
+    assert cheap <= 2.0 and dear in (6.0, 12.0), (cheap, dear)
+
+
+def test_the_prior_model_is_the_prior_rate_and_decay() -> None:
+    model = prior_model(EMAIL)
+    for h in (0.0, 1.0, 6.0, 12.0):
+        assert model.rate(60.0, 1, "mobile", h) == pytest.approx(0.05 * 0.96**h, rel=0.06)
