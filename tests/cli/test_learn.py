@@ -217,3 +217,17 @@ def test_evaluate_prints_and_draws_the_expected_profit_of_decision_policies(
     assert rows["oracle"][2:] == ["1.000", "1.000"]  # its ratios to itself
     assert (out / "decisions.png").stat().st_size > 10_000
     assert 'src="decisions.png"' in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_uplift_loop_prints_a_line_per_seed_and_the_count(runner: CliRunner) -> None:
+    args = ["uplift-loop", "--seeds", "1", "--first-seed", "3", "--stores", "2",
+            "--carts-per-day", "250"]  # fmt: skip
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("seed   3  gain share: prior ")
+    assert "learnt/oracle" in lines[0] and "send time within a step" in lines[0]
+    assert lines[-1].startswith("learnt decisions beat the prior-based ones in ")
+    assert lines[-1].endswith(" of 1 seeds")
+    as_json = json.loads(runner.invoke(main, [*args, "--json"]).output)
+    assert as_json[0]["seed"] == 3 and as_json[0]["stores"] == 2

@@ -46,15 +46,16 @@ def test_every_action_and_send_time_is_drawn_as_often_as_its_propensity_says() -
 
 
 @given(share=st.floats(0.0, 1.0), now=st.sampled_from([0.0, 1.0, 2.5, 12.0, 30.0]),
-       greedy=st.sampled_from([None, ("reminder_email", 1.0), ("popup_10", 1.0)]))  # fmt: skip
+       greedy=st.sampled_from([None, ("reminder_email", 1.0), ("popup_10", 1.0)]),
+       time_share=st.floats(0.0, 1.0))  # fmt: skip
 def test_the_propensities_of_every_choice_sum_to_one(
-    share: float, now: float, greedy: tuple[str, float] | None
+    share: float, now: float, greedy: tuple[str, float] | None, time_share: float
 ) -> None:
     actions = [EMAIL, POPUP]
     if greedy is not None:
         greedy = (greedy[0], now)
     pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
-    total = sum(propensity(actions, now, p, share, greedy) for p in pairs)
+    total = sum(propensity(actions, now, p, share, greedy, time_share) for p in pairs)
     if greedy is None:  # the policy would do nothing: exploration alone names an action
         assert total == pytest.approx(share)
     else:
@@ -66,3 +67,20 @@ def test_a_cart_is_explored_the_same_way_on_every_call() -> None:
         first = explore(SALT, f"c-{i}", [EMAIL, POPUP], 0.0, share=share, greedy=None)
         assert explore(SALT, f"c-{i}", [EMAIL, POPUP], 0.0, share=share, greedy=None) == first
     assert explore(SALT, "c-1", [], 0.0, share=1.0, greedy=None) is None
+
+
+def test_a_message_is_sent_at_each_time_as_often_as_its_propensity_says() -> None:
+    actions, now, greedy = [EMAIL, POPUP], 1.0, ("reminder_email", 1.0)
+    drawn: Counter = Counter()
+    n = 60_000
+    for i in range(n):
+        x = explore(SALT, f"c-{i}", actions, now, share=0.1, greedy=greedy, time_share=0.3)
+        drawn[greedy if x is None else (x.action.name, x.send_after_hours)] += 1
+    pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
+    assert set(drawn) == set(pairs)
+    for pair in pairs:
+        expected = propensity(actions, now, pair, 0.1, greedy, 0.3)
+        assert drawn[pair] / n == pytest.approx(expected, abs=0.01), pair
+    # an on-site choice is never moved in time
+    assert explore(SALT, "c-1", [POPUP], now, share=0.0, greedy=("popup_10", now),
+                   time_share=1.0) is None  # fmt: skip

@@ -14,6 +14,7 @@ from cartpredict.learning.uplift import (
     Experiment,
     fit_recovery,
     learn,
+    learn_pooled,
     prior_model,
     recovery_matrix,
 )
@@ -99,3 +100,21 @@ def test_the_prior_model_is_the_prior_rate_and_decay() -> None:
     model = prior_model(EMAIL)
     for h in (0.0, 1.0, 6.0, 12.0):
         assert model.rate(60.0, 1, "mobile", h) == pytest.approx(0.05 * 0.96**h, rel=0.06)
+
+
+def test_a_retailer_not_opted_in_learns_from_its_own_carts_alone() -> None:
+    def strong(v: np.ndarray, m: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return np.where(m, 0.15, 0.01)
+
+    mine = experiment(6_000, seed=7, channel="onsite", rate=strong)
+    others = {f"s{i}": experiment(6_000, seed=10 + i, channel="onsite", rate=strong)
+              for i in range(3)}  # fmt: skip
+    different = {f"s{i}": experiment(6_000, seed=20 + i, channel="onsite",
+                                     rate=lambda v, m, h: np.full(v.shape, 0.3))
+                 for i in range(3)}  # fmt: skip
+    alone = learn(POPUP, mine)
+    for pool in (others, different):
+        _, by = learn_pooled(POPUP, {"mine": mine, **pool}, opted_in=set(pool))
+        assert by["mine"] == alone  # whatever the others' carts say
+    _, joined = learn_pooled(POPUP, {"mine": mine, **others})
+    assert joined["mine"] != alone  # opted in, the pool shapes it

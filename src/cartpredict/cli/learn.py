@@ -280,6 +280,8 @@ def experiment_coverage(
               help="Per store (14 days of history each).")  # fmt: skip
 @click.option("--explore-share", default=0.10, show_default=True,
               type=click.FloatRange(0.0, 1.0))  # fmt: skip
+@click.option("--time-share", default=0.30, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Of the other carts given a message, the share sent at random.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print every run as JSON")
 def uplift_loop(
     seeds: int,
@@ -287,6 +289,7 @@ def uplift_loop(
     stores: int,
     carts_per_day: float,
     explore_share: float,
+    time_share: float,
     as_json: bool,
 ) -> None:
     """Does learning who responds pay? The closed loop on the simulator, one run per seed.
@@ -301,7 +304,8 @@ def uplift_loop(
 
     runs = []
     for seed in range(first_seed, first_seed + seeds):
-        loop = run(seed, stores=stores, carts_per_day=carts_per_day, explore_share=explore_share)
+        loop = run(seed, stores=stores, carts_per_day=carts_per_day,
+                   explore_share=explore_share, time_share=time_share)  # fmt: skip
         runs.append(loop)
         if as_json:
             continue

@@ -13,13 +13,21 @@ as the group is (``decide.group_of``), and independent of it: the control group 
 explored actions too, so the experiment report can compare explored carts with their own
 control carts.
 
+The send time of a message is learnt from carts sent at different times, and the policy's own
+choice is nearly always "now": so, of the other carts whose chosen action is a message, a
+further ``time_share`` (``DEFAULT_TIME_SHARE``, 30 %) gets that message at a random time of
+its grid. It costs little (the right message, at another hour) and is what makes the timing
+learnable.
+
 Every decision records the probability with which its action and send time were chosen
-(``propensity``), for off-policy evaluation: for the action ``a`` at ``h`` the policy would
-have taken (``greedy``)::
+(``propensity``), for off-policy evaluation: for the action ``a`` at ``h``, with (a*, h*) the
+choice the policy would have made (``greedy``)::
 
-    P(a, h) = share / n_pairs + (1 − share) · [(a, h) = greedy]
+    P(a, h) = share / n_pairs
+              + (1 − share) · [a = a*] · ((1 − time_share) · [h = h*] + time_share / n_times)
 
-where ``n_pairs`` counts the (action, send time) pairs the cart may get.
+where ``n_pairs`` counts the (action, send time) pairs the cart may get and ``n_times`` the
+send times of a* (the time term only when a* is a message; otherwise [(a, h) = (a*, h*)]).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from cartpredict.decisions.gain import SEND_GRID
 from cartpredict.decisions.policy import Action
 
 DEFAULT_EXPLORE_SHARE = 0.10
+DEFAULT_TIME_SHARE = 0.30
 
 
 class Explored(NamedTuple):
@@ -59,16 +68,30 @@ def explore(
     *,
     share: float,
     greedy: tuple[str, float] | None,
+    time_share: float = 0.0,
 ) -> Explored | None:
     """The cart's explored action and send time, or None when the cart is not explored (or
     may get no action). ``actions``: those the cart may get; ``greedy``: the (action, send
-    time) the policy would have chosen, None for no action."""
-    if not actions or not is_explored(salt, cart_id, share):
+    time) the policy would have chosen, None for no action; ``time_share``: of the other
+    carts whose chosen action is a message, the share sent at a random time."""
+    if not actions:
         return None
-    pairs = [(a, h) for a in actions for h in send_times(a, now)]
-    u = unit_draw(salt, f"explore-choice/{cart_id}")
-    action, h = pairs[min(int(u * len(pairs)), len(pairs) - 1)]
-    return Explored(action, h, propensity(actions, now, (action.name, h), share, greedy))
+    chosen: tuple[Action, float] | None = None
+    if is_explored(salt, cart_id, share):
+        pairs = [(a, h) for a in actions for h in send_times(a, now)]
+        u = unit_draw(salt, f"explore-choice/{cart_id}")
+        chosen = pairs[min(int(u * len(pairs)), len(pairs) - 1)]
+    elif greedy is not None and time_share > 0.0:
+        action = next((a for a in actions if a.name == greedy[0]), None)
+        u = unit_draw(salt, f"explore-time/{cart_id}")
+        if action is not None and action.needs_consent and u < time_share:
+            times = send_times(action, now)
+            chosen = (action, times[min(int(u / time_share * len(times)), len(times) - 1)])
+    if chosen is None:
+        return None
+    action, h = chosen
+    odds = propensity(actions, now, (action.name, h), share, greedy, time_share)
+    return Explored(action, h, odds)
 
 
 def propensity(
@@ -77,8 +100,16 @@ def propensity(
     chosen: tuple[str, float],
     share: float,
     greedy: tuple[str, float] | None,
+    time_share: float = 0.0,
 ) -> float:
-    """P(the decision names ``chosen``) under exploration at ``share`` (module docstring)."""
+    """P(the decision names ``chosen``) under exploration (module docstring)."""
     pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
     explored = share / len(pairs) if chosen in pairs else 0.0
-    return explored + (1.0 - share) * (1.0 if greedy == chosen else 0.0)
+    if greedy is None or greedy[0] != chosen[0]:
+        return explored
+    action = next((a for a in actions if a.name == greedy[0]), None)
+    if action is None or not action.needs_consent or time_share <= 0.0:
+        return explored + (1.0 - share) * (1.0 if greedy == chosen else 0.0)
+    times = send_times(action, now)
+    timed = time_share / len(times) if chosen[1] in times else 0.0
+    return explored + (1.0 - share) * ((1.0 - time_share) * (greedy == chosen) + timed)

@@ -49,7 +49,7 @@ model (``reason: pooled``). A retailer not opted in learns from its own carts al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -322,12 +322,28 @@ def learn(
 
 
 def learn_pooled(
-    action: Action, experiments: Mapping[str, Experiment]
+    action: Action,
+    experiments: Mapping[str, Experiment],
+    *,
+    opted_in: Collection[str] | None = None,
 ) -> tuple[RecoveryModel | None, dict[str, Learnt]]:
     """The pooled recovery model of the opted-in retailers' experiments (each with its own
     calibration offset), and each retailer's model shrunk toward it, promoted or not on the
-    retailer's own held-out carts. (None, ...) when the pool is too small to fit."""
+    retailer's own held-out carts; a retailer not ``opted_in`` (default: every one is) learns
+    from its own carts alone, and its carts take no part in the pool. (None, ...) when the
+    pool does not beat the prior."""
+    alone = {n for n in experiments if opted_in is not None and n not in opted_in}
+    out = {n: learn(action, experiments[n]) for n in sorted(alone)}
+    model, pooled = _learn_pool(action, {n: e for n, e in experiments.items() if n not in alone})
+    return model, {**out, **pooled}
+
+
+def _learn_pool(
+    action: Action, experiments: Mapping[str, Experiment]
+) -> tuple[RecoveryModel | None, dict[str, Learnt]]:
     names = sorted(experiments)
+    if not names:
+        return None, {}
     parts = {n: _split(experiments[n]) for n in names}
     fit_all = _concat([parts[n][0] for n in names], codes=range(len(names)))
     held_all = _concat([parts[n][1] for n in names], codes=range(len(names)))

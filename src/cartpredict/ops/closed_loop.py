@@ -8,7 +8,8 @@ history) and 21 days:
    without any action.
 2. *Days 1–14, deciding with the priors*: at 1 h of inactivity every unbought cart is decided
    by the product (``decisions.decide``: the model's P(purchase) over inactivity, the default
-   policy's prior recovery rates), with exploration (``decisions.exploration``, 10 % of carts)
+   policy's prior recovery rates), with exploration (``decisions.exploration``: 10 % of carts
+   get a random action and send time, 30 % of the others a random time for their message)
    and the policy's 10 % control group. The simulator answers with its *true* response
    (``learning/treatments.py``), which differs from the priors by segment and send time.
 3. *Learning*: each action's recovery model is learnt from the carts decided in days 1–14
@@ -46,7 +47,12 @@ from typing import Any
 import numpy as np
 
 from cartpredict.decisions.decide import Decision, decide
-from cartpredict.decisions.exploration import DEFAULT_EXPLORE_SHARE, explore, send_times
+from cartpredict.decisions.exploration import (
+    DEFAULT_EXPLORE_SHARE,
+    DEFAULT_TIME_SHARE,
+    explore,
+    send_times,
+)
 from cartpredict.decisions.gain import SEND_GRID
 from cartpredict.decisions.policy import DEFAULT_POLICY, NO_ACTION, RecoveryPolicy
 from cartpredict.learning import qini
@@ -121,6 +127,7 @@ def run(
     stores: int = STORES,
     carts_per_day: float = STORE_CARTS_PER_DAY,
     explore_share: float = DEFAULT_EXPLORE_SHARE,
+    time_share: float = DEFAULT_TIME_SHARE,
     policy: RecoveryPolicy = DEFAULT_POLICY,
 ) -> LoopRun:
     days = HISTORY_DAYS + TEST_DAYS
@@ -138,7 +145,8 @@ def run(
             None if decision.action == NO_ACTION else (decision.action, decision.send_after_hours)
         )
         x = explore(salts[cart.retailer_id], cart.cart_id, base.eligible(cart, policy),
-                    DECISION_HOURS, share=explore_share, greedy=greedy)  # fmt: skip
+                    DECISION_HOURS, share=explore_share, greedy=greedy,
+                    time_share=time_share)  # fmt: skip
         if x is not None:
             return Choice(x.action.name, x.send_after_hours)
         return Choice(decision.action, decision.send_after_hours)
