@@ -62,22 +62,18 @@ def timed_gain(
     if action.channel == "onsite":  # shown at the next page view: no delay, no decay
         r = action.rate if rate_at is None else rate_at(now)
         return now, r * (1.0 - p0_now) * value * (margin - d) - p0_now * value * d - c
-    if rate_at is None:
-        rate, keep = action.rate, 1.0 - action.decay
-
-        def rate_at(h: float) -> float:
-            return rate * math.pow(keep, h)
-
+    rate, keep = action.rate, 1.0 - action.decay  # the prior's, where nothing is learnt
     open_now = 1.0 - p0_now
     recovered, given = value * (margin - d), value * d  # (per cart recovered / bought anyway)
-    best_h, best = now, rate_at(now) * open_now * recovered - p0_now * given - c
+    r = rate * math.pow(keep, now) if rate_at is None else rate_at(now)
+    best_h, best = now, r * open_now * recovered - p0_now * given - c
     for h in SEND_GRID:
         if h <= now:
             continue
         p0 = p0_at(h)
+        r = rate * math.pow(keep, h) if rate_at is None else rate_at(h)
         # the share still open at h, (1 − p0_now) / (1 − p0), times the gain then
-        gain = open_now / max(1.0 - p0, 1e-12) * (rate_at(h) * (1.0 - p0) * recovered
-                                                   - p0 * given - c)  # fmt: skip
+        gain = open_now / max(1.0 - p0, 1e-12) * (r * (1.0 - p0) * recovered - p0 * given - c)
         if gain > best + 1e-12:
             best_h, best = h, gain
     return best_h, best
