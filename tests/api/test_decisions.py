@@ -45,7 +45,7 @@ def test_a_cart_without_an_id_gets_no_decision_and_one_with_gets_the_contract(
     named = client.post("/predict_cart", json=cart("s", cart_id="c-1"), headers=auth).json()
     decision = named["decision"]
     assert set(decision) == {"action", "group", "held_out", "send_after_hours", "expected_gain",
-                             "reason", "policy_version"}  # fmt: skip
+                             "reason", "policy_version", "explored", "propensity"}  # fmt: skip
     assert decision["group"] in {"treatment", "control"}
     assert decision["reason"] in {"control", "gain", "no_gain", "not_contactable", "budget",
                                   "no_policy"}  # fmt: skip
@@ -113,14 +113,46 @@ def test_every_decision_is_logged_with_the_prediction(
         with engine.connect() as conn:
             rows = conn.execute(text(
                 "SELECT cart_id, policy_version, arm, action, held_out, send_after_hours, "
-                "expected_gain, reason FROM prediction_log ORDER BY id"
+                "expected_gain, reason, explored, propensity FROM prediction_log ORDER BY id"
             )).all()  # fmt: skip
     finally:
         engine.dispose()
-    assert [(r.cart_id, r.arm, r.action, r.held_out, r.reason, r.policy_version) for r in rows] == [
-        (b["cart_id"], d["group"], d["action"], d["held_out"], d["reason"], d["policy_version"])
+    assert [(r.cart_id, r.arm, r.action, r.held_out, r.reason, r.policy_version,
+             bool(r.explored), round(r.propensity, 6)) for r in rows] == [
+        (b["cart_id"], d["group"], d["action"], d["held_out"], d["reason"], d["policy_version"],
+         d["explored"], d["propensity"])
         for b, d in zip(bodies, decided, strict=True)
-    ]
+    ]  # fmt: skip
+
+
+def test_a_share_of_carts_is_explored_whatever_its_expected_gain(client: TestClient) -> None:
+    explore = {**POLICY, "explore_share": 0.3}
+    auth = create_retailer(client, "s", recovery_policy=explore)
+    rng = random.Random(5)
+    carts = [random_cart(rng, i) for i in range(2000)]
+    answers = [
+        p["decision"]
+        for start in range(0, len(carts), 500)
+        for p in client.post("/predict_cart/batch", json={"carts": carts[start : start + 500]},
+                             headers=auth).json()["predictions"]
+    ]  # fmt: skip
+    explored = [d for d in answers if d["explored"]]
+    # 30 % explored, and a further share of message actions sent at a random time
+    assert 0.27 < len(explored) / len(answers) < 0.45
+    assert any(d["expected_gain"] < 0 and d["action"] != "none" for d in explored)
+    assert any(d["group"] == "control" and d["held_out"] != "none" for d in explored)
+    for body, d in zip(carts, answers, strict=True):
+        assert 0 < d["propensity"] <= 1
+        named = d["held_out"] if d["group"] == "control" else d["action"]
+        if not body["contactable"]:  # consent still bounds exploration
+            assert CHANNEL.get(named, "onsite") not in MESSAGES
+        if d["explored"] and CHANNEL[named] == "onsite":
+            assert d["send_after_hours"] == body["inactivity_hours"]
+    plain = {**POLICY, "explore_share": 0.0}
+    assert client.patch("/retailer/s", json={"recovery_policy": plain},
+                        headers=auth).status_code == 200  # fmt: skip
+    again = client.post("/predict_cart/batch", json={"carts": carts[:500]}, headers=auth)
+    assert not any(p["decision"]["explored"] for p in again.json()["predictions"])
 
 
 def test_a_budget_acts_on_the_top_share_of_recent_expected_gains(
@@ -150,7 +182,8 @@ def test_a_budget_acts_on_the_top_share_of_recent_expected_gains(
     acting = [d for d in decided if d["reason"] == "gain" or d["held_out"] != "none"]
     assert 0.2 < len(acting) / len(decided) < 0.4  # about the 30 % asked for
     assert any(d["reason"] == "budget" for d in decided)
-    assert all(d["expected_gain"] >= cut[1] for d in decided if d["reason"] == "gain")
+    chosen = [d for d in decided if d["reason"] == "gain" and not d["explored"]]
+    assert chosen and all(d["expected_gain"] >= cut[1] for d in chosen)
     assert all(d["expected_gain"] < cut[1] for d in decided if d["reason"] == "budget")
 
 

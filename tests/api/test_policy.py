@@ -16,6 +16,7 @@ POLICY: dict[str, Any] = {
     "margin": 0.4,
     "control_share": 0.2,
     "max_action_share": 0.3,
+    "explore_share": 0.05,
     "actions": [
         {"name": "reminder_sms", "channel": "sms", "cost": 0.05, "discount": 0.0,
          "recovery_rate": 0.08, "decay_per_hour": 0.1},
@@ -48,7 +49,8 @@ def test_every_change_makes_a_new_version_and_patch_replaces_the_whole_policy(
     changed = client.patch("/retailer/s", json={"recovery_policy": smaller}, headers=auth)
     assert changed.status_code == 200, changed.text
     assert changed.json()["policy_version"] == 2
-    assert changed.json()["recovery_policy"] == smaller | {"max_action_share": None}
+    defaults = {"max_action_share": None, "explore_share": 0.10}
+    assert changed.json()["recovery_policy"] == smaller | defaults
     other = client.patch("/retailer/s", json={"precision_target": 0.8}, headers=auth)
     assert other.json()["policy_version"] == 2  # not a policy change
     store = open_store(database_url)
@@ -69,6 +71,8 @@ def test_every_change_makes_a_new_version_and_patch_replaces_the_whole_policy(
         ({"control_share": 0.005}, "recovery_policy.control_share"),
         ({"control_share": 0.6}, "recovery_policy.control_share"),
         ({"max_action_share": 0}, "recovery_policy.max_action_share"),
+        ({"explore_share": 0.6}, "recovery_policy.explore_share"),
+        ({"explore_share": -0.1}, "recovery_policy.explore_share"),
         ({"actions": [{"name": "none", "channel": "email", "cost": 0, "discount": 0}]},
          "recovery_policy.actions.0.name"),
         ({"actions": [{"name": "Big Sale", "channel": "email", "cost": 0, "discount": 0}]},

@@ -115,7 +115,7 @@ def test_groups_are_stable_secret_and_of_the_asked_share() -> None:
 
 def test_the_default_policy_is_the_documented_one() -> None:
     assert DEFAULT_POLICY.to_dict() == {
-        "margin": 0.35, "control_share": 0.10, "max_action_share": None,
+        "margin": 0.35, "control_share": 0.10, "max_action_share": None, "explore_share": 0.10,
         "actions": [
             {"name": "reminder_email", "channel": "email", "cost": 0.01, "discount": 0.0},
             {"name": "popup_10", "channel": "onsite", "cost": 0.0, "discount": 0.10},

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cartpredict.decisions.decide import group_of
-from cartpredict.decisions.exploration import explore, is_explored, propensity, send_times
+from cartpredict.decisions.decide import Decision, group_of
+from cartpredict.decisions.exploration import (
+    explore,
+    exploring,
+    is_explored,
+    propensity,
+    send_times,
+)
 from cartpredict.decisions.policy import Action
 
 EMAIL = Action("reminder_email", "email", cost=0.01, discount=0.0)
@@ -84,3 +91,40 @@ def test_a_message_is_sent_at_each_time_as_often_as_its_propensity_says() -> Non
     # an on-site choice is never moved in time
     assert explore(SALT, "c-1", [POPUP], now, share=0.0, greedy=("popup_10", now),
                    time_share=1.0) is None  # fmt: skip
+
+
+def test_a_decision_once_explored_names_the_drawn_action_and_logs_its_odds() -> None:
+    actions, now, share = [EMAIL, POPUP], 0.0, 0.25
+    gains = {(EMAIL.name, h): 0.1 * h - 0.2 for h in (0.0, 1.0, 2.0, 3.0, 6.0, 12.0)}
+    gains[(POPUP.name, now)] = -1.0
+
+    def gain_of(action: Action, h: float) -> float:
+        return gains[(action.name, h)]
+
+    explored = []
+    for i in range(4000):
+        cart_id = f"c-{i}"
+        group = group_of(SALT, cart_id, 0.3)
+        control = group == "control"
+        greedy = Decision(1, group, "none" if control else "reminder_email",
+                          "reminder_email" if control else "none", 0.0, 0.5,
+                          "control" if control else "gain")  # fmt: skip
+        got = exploring(greedy, SALT, cart_id, actions, now, share=share, gain_of=gain_of,
+                        time_share=0.0)  # fmt: skip
+        named = got.held_out if control else got.action
+        assert (got.action == "none") == control and got.reason == greedy.reason
+        if not got.explored:
+            odds = propensity(actions, now, ("reminder_email", 0.0), share, ("reminder_email", 0.0))
+            assert got == replace(greedy, propensity=odds)
+            continue
+        explored.append(got)
+        assert got.expected_gain == gains[(named, got.send_after_hours)]
+        assert got.propensity == pytest.approx(
+            propensity(actions, now, (named, got.send_after_hours), share,
+                       ("reminder_email", 0.0))
+        )  # fmt: skip
+    assert len(explored) / 4000 == pytest.approx(share, abs=0.03)
+    assert {e.held_out for e in explored if e.group == "control"} == {"reminder_email", "popup_10"}
+    none = Decision(1, "treatment", "none", "none", 0.0, 0.0, "no_gain")
+    kept = exploring(none, SALT, "never-explored", actions, now, share=0.0, gain_of=gain_of)
+    assert kept.propensity == 1.0 and not kept.explored

@@ -38,7 +38,8 @@ def train(
     address: str | None,
     workers: int | None,
 ) -> None:
-    """Train the pooled and per-retailer models; promote those that beat what serves."""
+    """Train the pooled and per-retailer models; promote those that beat what serves. A run
+    over every retailer then learns each action's recovery model from the control groups."""
     _require_learning()
     from cartpredict.learning.executors import make_executor
     from cartpredict.learning.training import Trainer
@@ -55,11 +56,30 @@ def train(
         trainer = Trainer(svc.store, clock=svc.clock, progress=_progress("training"),
                           executor=pool, database_url=settings.database_url)  # fmt: skip
         outcomes = trainer.run(retailer_id=retailer_id, as_of=when)
+        recovery = []
+        if retailer_id is None:  # (pools need every retailer's experiments)
+            from cartpredict.learning.recovery_training import train_recovery
+
+            recovery = train_recovery(svc.store, as_of=when or svc.clock(), clock=svc.clock)
     except LookupError as exc:
         raise click.ClickException(f"no retailer '{exc.args[0]}'") from exc
     finally:
         svc.close()
     _echo_outcomes(outcomes)
+    if recovery:
+        _echo_recovery(recovery)
+
+
+def _echo_recovery(outcomes: Any) -> None:
+    """Per retailer and action: what the recovery rate comes from now, and why."""
+    click.echo(f"\n{'recovery model':<20} {'action':<18} {'serves':<8} {'reason':<16} "
+               f"{'treated':>8} {'control':>8}")  # fmt: skip
+    for o in outcomes:
+        for name, a in sorted(o.actions.items()):
+            serves = a.get("source") or "prior"
+            treated, control = a.get("treated", "-"), a.get("control", "-")
+            click.echo(f"{o.scope:<20} {name:<18} {serves:<8} {a['reason']:<16} "
+                       f"{treated:>8} {control:>8}")  # fmt: skip
 
 
 def _progress(label: str) -> Any:

@@ -31,3 +31,6 @@ class Channel(StrEnum):
 
 
 MESSAGE_CHANNELS = frozenset({Channel.email.value, Channel.sms.value, Channel.push.value})
+
+# When a message may be sent, in hours after the cart's last activity (``decisions/gain.py``)
+SEND_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 6.0, 12.0)

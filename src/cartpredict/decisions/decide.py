@@ -40,6 +40,8 @@ def as_dict(d: Decision) -> dict[str, Any]:
         "expected_gain": round(d.expected_gain, 6),
         "reason": d.reason,
         "policy_version": d.policy_version,
+        "explored": d.explored,
+        "propensity": round(d.propensity, 6),
     }
 
 

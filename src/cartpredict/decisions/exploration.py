@@ -3,15 +3,15 @@ learnt on every kind of cart, not only where the priors say it pays.
 
 A policy that only acts where its priors expect a gain never sees what an action does
 elsewhere: a prior too low for mobile carts keeps the pop-up off every mobile cart, and no
-amount of data corrects it. So a share of carts (``DEFAULT_EXPLORE_SHARE``, 10 %) is
-*explored*: an action the cart may get and its send time are drawn uniformly among every
-such pair (a message may be sent now or at the later points of the send grid, an on-site
-action only now), whatever the expected gain. Drawing pairs rather than actions explores
-send times as much as actions (what learns the best time to remind), and keeps the costly
-random discounts to a share of the explored carts. Both draws are fixed by (retailer salt, cart id),
-as the group is (``decide.group_of``), and independent of it: the control group holds out
-explored actions too, so the experiment report can compare explored carts with their own
-control carts.
+amount of data corrects it. So a share of carts (the policy's ``explore_share``, by default
+``DEFAULT_EXPLORE_SHARE``, 10 %) is *explored*: an action the cart may get and its send time
+are drawn uniformly among every such pair (a message may be sent now or at the later points
+of the send grid, an on-site action only now), whatever the expected gain. Drawing pairs
+rather than actions explores send times as much as actions (what learns the best time to
+remind), and keeps the costly random discounts to a share of the explored carts. Both draws
+are fixed by (retailer salt, cart id), as the group is (``decide.group_of``), and
+independent of it: the control group holds out explored actions too, so the experiment
+report can compare explored carts with their own control carts.
 
 The send time of a message is learnt from carts sent at different times, and the policy's own
 choice is nearly always "now": so, of the other carts whose chosen action is a message, a
@@ -32,14 +32,15 @@ send times of a* (the time term only when a* is a message; otherwise [(a, h) = (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
-from cartpredict.decisions.decide import unit_draw
+from cartpredict.decisions.decide import Decision, unit_draw
 from cartpredict.decisions.gain import SEND_GRID
-from cartpredict.decisions.policy import Action
+from cartpredict.decisions.policy import DEFAULT_EXPLORE_SHARE, NO_ACTION, Action
 
-DEFAULT_EXPLORE_SHARE = 0.10
+__all__ = ["DEFAULT_EXPLORE_SHARE", "DEFAULT_TIME_SHARE", "explore", "exploring", "propensity"]
 DEFAULT_TIME_SHARE = 0.30
 
 
@@ -113,3 +114,44 @@ def propensity(
     times = send_times(action, now)
     timed = time_share / len(times) if chosen[1] in times else 0.0
     return explored + (1.0 - share) * ((1.0 - time_share) * (greedy == chosen) + timed)
+
+
+def exploring(
+    decision: Decision,
+    salt: bytes,
+    cart_id: str,
+    actions: Sequence[Action],
+    now: float,
+    *,
+    share: float,
+    gain_of: Callable[[Action, float], float],
+    time_share: float = DEFAULT_TIME_SHARE,
+) -> Decision:
+    """The policy's ``decision`` (``decide.decide``) once exploration has had its say: an
+    explored cart's action (held out, for a control cart) and send time are the drawn ones,
+    with their expected gain (``gain_of(action, send time)``) and ``explored`` set; the
+    reason stays the policy's. Either way the decision carries its ``propensity``. A
+    ``share`` of 0 turns exploration off, send times included."""
+    if share <= 0.0:
+        time_share = 0.0
+    control = decision.group == "control"
+    named = decision.held_out if control else decision.action
+    greedy = None if named == NO_ACTION else (named, decision.send_after_hours)
+    x = explore(salt, cart_id, actions, now, share=share, greedy=greedy, time_share=time_share)
+    if x is None:
+        if greedy is None:  # no action: chosen unless the cart was explored
+            odds = 1.0 - share if actions and share > 0.0 else 1.0
+        else:
+            odds = propensity(actions, now, greedy, share, greedy, time_share)
+        return replace(decision, propensity=odds)
+    gain = gain_of(x.action, x.send_after_hours)
+    name = x.action.name
+    return replace(
+        decision,
+        action=NO_ACTION if control else name,
+        held_out=name if control else NO_ACTION,
+        send_after_hours=x.send_after_hours,
+        expected_gain=gain,
+        explored=True,
+        propensity=x.propensity,
+    )

@@ -21,9 +21,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cartpredict.core.vocabulary import SEND_GRID
 from cartpredict.decisions.policy import Action
 
-SEND_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 6.0, 12.0)  # hours after the last activity
+__all__ = ["SEND_GRID", "Timed", "best_time", "expected_gain", "gain_at", "timed_gain"]
 
 
 def expected_gain(p0: float, value: float, margin: float, action: Action, *, rate: float) -> float:
@@ -77,3 +78,27 @@ def timed_gain(
         if gain > best + 1e-12:
             best_h, best = h, gain
     return best_h, best
+
+
+def gain_at(
+    p0_at: Callable[[float], float],
+    value: float,
+    margin: float,
+    action: Action,
+    now: float,
+    send_h: float,
+    rate_at: Callable[[float], float] | None = None,
+) -> float:
+    """The expected gain, seen from ``now``, of ``action`` sent at ``send_h`` (≥ now; an
+    on-site action: now), weighed as ``timed_gain`` weighs each send time."""
+    onsite = action.channel == "onsite"
+    h = now if onsite or send_h <= now else send_h
+    if rate_at is not None:
+        r = rate_at(h)
+    else:
+        r = action.rate if onsite else action.rate * math.pow(1.0 - action.decay, h)
+    p0_now = p0_at(now)
+    p0 = p0_now if h == now else p0_at(h)
+    d, c = action.discount, action.cost
+    gain = r * (1.0 - p0) * value * (margin - d) - p0 * value * d - c
+    return gain if h == now else (1.0 - p0_now) / max(1.0 - p0, 1e-12) * gain

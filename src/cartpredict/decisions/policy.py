@@ -87,12 +87,16 @@ class Action:
         return out
 
 
+DEFAULT_EXPLORE_SHARE = 0.10  # why, and why this much: decisions/exploration.py
+
+
 @dataclass(frozen=True)
 class RecoveryPolicy:
     margin: float  # share of a cart's value the retailer keeps when it is bought
     control_share: float  # share of carts held out, in every decision
     max_action_share: float | None  # act on at most this share of carts (by expected gain)
     actions: tuple[Action, ...]
+    explore_share: float = DEFAULT_EXPLORE_SHARE  # of carts given an action at random
 
     def action(self, name: str) -> Action | None:
         return next((a for a in self.actions if a.name == name), None)
@@ -102,6 +106,7 @@ class RecoveryPolicy:
             "margin": self.margin,
             "control_share": self.control_share,
             "max_action_share": self.max_action_share,
+            "explore_share": self.explore_share,
             "actions": [a.to_dict() for a in self.actions],
         }
 
@@ -114,6 +119,7 @@ class RecoveryPolicy:
             if data.get("max_action_share") is None
             else float(data["max_action_share"]),
             actions=tuple(_action(a) for a in data["actions"]),
+            explore_share=float(data.get("explore_share", DEFAULT_EXPLORE_SHARE)),
         )
 
 

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cartpredict.core.vocabulary import MESSAGE_CHANNELS
+from cartpredict.core.vocabulary import MESSAGE_CHANNELS, SEND_GRID
 
 KIND = "recovery"
 CART_FEATURES = (
@@ -92,6 +92,7 @@ class RecoveryModel:
     intercept: float
     weights: tuple[float, ...]
     calibration: float = 0.0
+    discount: float = 0.0  # the offer it was learnt with: serves an action giving the same
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(feature_names(self.channel)):
@@ -129,6 +130,7 @@ class RecoveryModel:
             "intercept": self.intercept,
             "weights": self.named_weights(),
             "calibration": self.calibration,
+            "discount": self.discount,
         }
 
     @classmethod
@@ -141,7 +143,30 @@ class RecoveryModel:
             intercept=float(data["intercept"]),
             weights=tuple(float(weights[name]) for name in feature_names(channel)),
             calibration=float(data.get("calibration", 0.0)),
+            discount=float(data.get("discount", 0.0)),
         )
+
+    def serves(self, name: str, channel: str, discount: float) -> bool:
+        """Whether it was learnt for this action: a renamed, moved or re-priced action is
+        a new experiment, and keeps its prior until it has been measured."""
+        return (self.action, self.channel, self.discount) == (name, channel, discount)
+
+
+def served_models(stored: Mapping[str, Any] | None) -> dict[str, RecoveryModel]:
+    """The learnt models a stored recovery version serves, by action name (the actions that
+    keep their prior are not named). A version's ``model``::
+
+        {"kind": "recovery", "actions": {name: {"served": <a model's to_dict> | null,
+         "source": "own" | "pooled" | null, "reason": ..., ...}}}
+    """
+    if not stored:
+        return {}
+    out = {}
+    for name, learnt in (stored.get("actions") or {}).items():
+        served = learnt.get("served")
+        if served is not None:
+            out[str(name)] = RecoveryModel.from_dict(served)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +189,47 @@ def _sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
+
+
+# --- in plain words ----------------------------------------------------------------------------
+
+
+def explain(model: RecoveryModel, *, typical: float = 60.0, currency: str = "USD") -> list[str]:
+    """What the model says, as a marketer would put it: the share of otherwise-lost carts the
+    action recovers for a typical cart (``typical``: the store's typical cart value, in its
+    ``currency``; 2 items, desktop), and how that moves with device, value and send time."""
+    items, device = 2, "desktop"
+    low, high = typical / 3.0, typical * 2.5
+
+    def pct(v: float, i: int, d: str, h: float = 0.0) -> str:
+        return f"{100 * model.rate(v, i, d, h):.1f} %"
+
+    def money(v: float) -> str:
+        return f"{v:,.0f} {currency}"
+
+    lines = [
+        f"recovers {pct(typical, items, device)} of otherwise-lost carts like a typical one "
+        f"({money(typical)}, {items} items, desktop)",
+        f"by device: mobile {pct(typical, items, 'mobile')}, "
+        f"tablet {pct(typical, items, 'tablet')}, desktop {pct(typical, items, 'desktop')}",
+        f"by value: {money(low)} carts {pct(low, 1, device)}, {money(typical)} carts "
+        f"{pct(typical, items, device)}, {money(high)} carts {pct(high, 3, device)}",
+    ]
+    if model.timed:
+        sizes = ((low, 1), (typical, items), (high, 3))
+        best = [(v, _best_time(model, v, i, device)) for v, i in sizes]
+        lines.append(
+            "recovers most when sent "
+            + "; ".join(f"{_hours(h)} for {money(v)} carts" for v, h in best)
+            + " (the decision also weighs the carts bought meanwhile)"
+        )
+    return lines
+
+
+def _best_time(model: RecoveryModel, value: float, items: int, device: str) -> float:
+    rate = model.rates(value, items, device)
+    return max(SEND_GRID, key=rate)
+
+
+def _hours(h: float) -> str:
+    return "right after the last activity" if h == 0 else f"{h:g} h after the last activity"

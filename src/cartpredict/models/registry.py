@@ -17,8 +17,17 @@ from cartpredict.models import thresholds
 from cartpredict.models.base import ServedModel
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.logistic import LogisticModel
+from cartpredict.models.recovery import RecoveryModel, served_models
 from cartpredict.models.thresholds import OperatingPoint, ThresholdTable
-from cartpredict.storage import POOLED_SCOPE, ModelVersion, Promotion, RegistryStore, Retailer
+from cartpredict.storage import (
+    ABANDONMENT,
+    POOLED_SCOPE,
+    RECOVERY,
+    ModelVersion,
+    Promotion,
+    RegistryStore,
+    Retailer,
+)
 
 
 class ModelRegistry:
@@ -49,6 +58,25 @@ class ModelRegistry:
             self._pooled = known
         return known
 
+    def recovery_version(self, retailer: Retailer) -> ModelVersion | None:
+        """The recovery models' version serving the retailer: its own, else, when it opted
+        into pooled learning, the pooled one; None: every action keeps its prior."""
+        own = self._store.served_version(scope=retailer.retailer_id, kind=RECOVERY)
+        if own is not None or not retailer.pooled_learning:
+            return own
+        return self._store.served_version(scope=POOLED_SCOPE, kind=RECOVERY)
+
+    def latest_recovery(self, retailer_id: str) -> ModelVersion | None:
+        """The retailer's newest recovery version, served or not: what its last training
+        found for each action."""
+        versions = self._store.model_versions(scope=retailer_id, kind=RECOVERY)
+        return versions[0] if versions else None
+
+    def recovery_models(self, retailer: Retailer) -> dict[str, RecoveryModel]:
+        """The learnt recovery model of each action that has one, by name."""
+        version = self.recovery_version(retailer)
+        return {} if version is None else served_models(version.model)
+
     def served_model(self, retailer: Retailer) -> ServedModel:
         """The model serving the retailer, at its operating point (resolved here, once per
         load of the retailer: a table of a hundred steps or so, read in microseconds)."""
@@ -62,16 +90,17 @@ class ModelRegistry:
             return model
         return replace(model, threshold=threshold)
 
-    def rollback(self, scope: str, *, at: datetime) -> str:
+    def rollback(self, scope: str, *, at: datetime, kind: str = ABANDONMENT) -> str:
         """Serve the version promoted before the current one; returns its id."""
-        history = list(self._store.promotions(scope=scope))
-        served = self._store.served_version(scope=scope)
+        history = list(self._store.promotions(scope=scope, kind=kind))
+        served = self._store.served_version(scope=scope, kind=kind)
         if served is None:
             raise LookupError("nothing is served, so there is nothing to roll back")
         earlier = _previous(history, served.version_id)
         if earlier is None:
             raise LookupError("no earlier promoted version to roll back to")
-        self._store.set_served(scope=scope, version_id=earlier, action="rollback", at=at)
+        self._store.set_served(scope=scope, version_id=earlier, action="rollback", at=at,
+                               kind=kind)  # fmt: skip
         return earlier
 
 

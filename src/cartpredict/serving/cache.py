@@ -6,10 +6,12 @@ not yet know their retailer), so a load that raced with a change is not stored o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cartpredict.decisions.policy import RecoveryPolicy
 from cartpredict.models import ServedModel
+from cartpredict.models.recovery import RecoveryModel
 from cartpredict.serving.policies import policy_of, salt_of
 from cartpredict.storage import Retailer
 
@@ -17,17 +19,28 @@ from cartpredict.storage import Retailer
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """A retailer as served: its configuration, its model, its recovery policy in force (parsed
-    once per load) and the secret that assigns its carts to groups."""
+    once per load), the recovery models learnt for its actions, and the secret that assigns
+    its carts to groups."""
 
     retailer: Retailer
     model: ServedModel
     budget: tuple[int, float] | None = None  # (policy version, cut-off), see monitoring.budget
+    learnt: Mapping[str, RecoveryModel] = field(default_factory=dict)  # by action, as stored
     policy: RecoveryPolicy = field(init=False)
     salt: bytes = field(init=False)
+    recovery: Mapping[str, RecoveryModel] = field(init=False)  # those the policy's actions use
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "policy", policy_of(self.retailer))
+        policy = policy_of(self.retailer)
+        object.__setattr__(self, "policy", policy)
         object.__setattr__(self, "salt", salt_of(self.retailer))
+        usable = {
+            a.name: m
+            for a in policy.actions
+            if (m := self.learnt.get(a.name)) is not None
+            and m.serves(a.name, a.channel, a.discount)
+        }
+        object.__setattr__(self, "recovery", usable)
 
     @property
     def cutoff(self) -> float | None:

@@ -1,11 +1,14 @@
 """Decisions on the request path: a named cart's group, action, send time and expected gain.
 
 A few dot products: the served model scores the cart at its inactivity and, for a message
-action, at the later send times of ``decisions.gain.SEND_GRID``; ``decisions.decide`` does the
-rest. A cart's first decision that names an action (taken, or held out for a control cart) is
-fixed for 24 hours, unless the policy changes: re-scoring the cart returns it, so a shopper is
-not offered a discount on one page view and none on the next. Each worker keeps the fixed
-decisions it made (at most ``MAX_FIXED``, the oldest forgotten first).
+action, at the later send times of ``decisions.gain.SEND_GRID``; an action with a learnt
+recovery model (``models/recovery.py``) gets the cart's own recovery rate at each send time
+instead of its prior; ``decisions.decide`` does the rest, and ``decisions.exploration`` draws
+the explored carts' actions. A cart's first decision that names an action (taken, or held
+out for a control cart) is fixed for 24 hours, unless the policy changes: re-scoring the cart
+returns it, so a shopper is not offered a discount on one page view and none on the next.
+Each worker keeps the fixed decisions it made (at most ``MAX_FIXED``, the oldest forgotten
+first).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from cartpredict.decisions.decide import Decision, decide, group_of
-from cartpredict.decisions.policy import NO_ACTION
+from cartpredict.decisions.exploration import exploring
+from cartpredict.decisions.gain import gain_at
+from cartpredict.decisions.policy import NO_ACTION, Action
 from cartpredict.serving.cache import Tenant
 from cartpredict.serving.schemas import CartIn
 
@@ -45,7 +50,8 @@ class Decider:
                     return decision  # (a record, immutable: shared by every answer of it)
                 return Decision(decision.policy_version, decision.group, decision.action,
                                 decision.held_out, cart.inactivity_hours,
-                                decision.expected_gain, decision.reason)  # fmt: skip
+                                decision.expected_gain, decision.reason, decision.explored,
+                                decision.propensity)  # fmt: skip
             del self._fixed[key]
         policy = tenant.policy
         inactivity = cart.inactivity_hours
@@ -55,6 +61,11 @@ class Decider:
                 return 1.0 - p_abandoned
             return 1.0 - curve(hours)
 
+        learnt = tenant.recovery
+        rates = None
+        if learnt:
+            value, items, device = cart.cart_value, cart.item_count, cart.device_type
+            rates = {name: m.rates(value, items, device) for name, m in learnt.items()}
         decision = decide(
             p0_at=p0_at,
             value=cart.cart_value,
@@ -64,7 +75,18 @@ class Decider:
             group=group_of(tenant.salt, cart.cart_id, policy.control_share),
             contactable=cart.contactable,
             cutoff=tenant.cutoff,
+            rates=rates,
         )
+        if policy.actions:
+            eligible = [a for a in policy.actions if cart.contactable or not a.needs_consent]
+
+            def gain_of(action: Action, send_h: float) -> float:
+                rate_at = None if rates is None else rates.get(action.name)
+                return gain_at(p0_at, cart.cart_value, policy.margin, action, inactivity,
+                               send_h, rate_at)  # fmt: skip
+
+            decision = exploring(decision, tenant.salt, cart.cart_id, eligible, inactivity,
+                                 share=policy.explore_share, gain_of=gain_of)  # fmt: skip
         if decision.action != NO_ACTION or decision.held_out != NO_ACTION:
             self._fixed[key] = (decision, now + FIXED_FOR_S)
             if len(self._fixed) > MAX_FIXED:

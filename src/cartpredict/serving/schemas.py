@@ -30,6 +30,7 @@ from pydantic import (
 from cartpredict.core import currency
 from cartpredict.core.clock import rfc3339
 from cartpredict.core.vocabulary import Channel, DeviceType
+from cartpredict.decisions.policy import DEFAULT_EXPLORE_SHARE
 from cartpredict.privacy.personal import not_personal
 from cartpredict.serving.policies import policy_of
 from cartpredict.storage import Retailer
@@ -207,6 +208,12 @@ class RecoveryPolicyIn(_Request):
     )
     max_action_share: Annotated[float, Field(strict=True, gt=0, le=1)] | None = Field(
         None, description="Act on at most this share of carts, those of highest expected gain"
+    )
+    explore_share: Annotated[float, Field(strict=True, ge=0, le=0.5)] = Field(
+        DEFAULT_EXPLORE_SHARE,
+        description="Share of carts given an eligible action at a random send time, whatever "
+        "its expected gain, so that what each action does is learnt on every kind of cart "
+        "(0: never explore, send times included)",
     )
     actions: Annotated[list[ActionIn], Field(max_length=16), AfterValidator(_unique_actions)]
 
@@ -419,6 +426,14 @@ class DecisionOut(BaseModel):
     expected_gain: float = Field(description="Expected gain of the action, in the currency")
     reason: Literal["control", "gain", "no_gain", "not_contactable", "budget", "no_policy"]
     policy_version: int
+    explored: bool = Field(
+        description="The action (or, for a control cart, held_out) and its send time were "
+        "drawn at random to learn what actions do (the policy's explore_share); reason still "
+        "says what the policy alone would have done"
+    )
+    propensity: float = Field(
+        description="The probability with which this action and send time were chosen"
+    )
 
 
 class PredictionOut(BaseModel):

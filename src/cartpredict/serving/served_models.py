@@ -5,18 +5,21 @@ and warnings), and rollback to the one before."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.core.errors import Conflict
 from cartpredict.models.baseline import BaselineRule
+from cartpredict.models.recovery import explain
 from cartpredict.models.registry import ModelRegistry, operating_point
 from cartpredict.models.thresholds import OWN, OperatingPoint
 from cartpredict.privacy.anonymity import K_ANONYMITY
+from cartpredict.serving.cache import Tenant
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
-from cartpredict.storage import POOLED_SCOPE, ModelVersion
+from cartpredict.storage import POOLED_SCOPE, ModelVersion, Retailer
 
 
 class ModelService:
@@ -31,7 +34,52 @@ class ModelService:
         self._clock = clock
 
     def info(self, retailer_id: str) -> dict[str, Any]:
-        retailer = self._tenants.load(retailer_id).retailer
+        tenant = self._tenants.load(retailer_id)
+        return {**self._abandonment(tenant.retailer), "recovery": self._recovery(tenant)}
+
+    def _recovery(self, tenant: Tenant) -> dict[str, Any]:
+        """Per action of the policy in force: where its recovery rate comes from (a model
+        learnt from the retailer's own control groups, the pooled one, or the prior), why,
+        and what the model says in plain words."""
+        retailer = tenant.retailer
+        served = self._registry.recovery_version(retailer)
+        latest = self._registry.latest_recovery(retailer.retailer_id)
+        tried = {} if latest is None else dict(latest.model.get("actions") or {})
+        actions = []
+        for action in tenant.policy.actions:
+            model = tenant.recovery.get(action.name)
+            found = tried.get(action.name)
+            entry: dict[str, Any] = {"action": action.name, "channel": action.channel}
+            if model is None:
+                entry.update(serves="prior", prior={"recovery_rate": action.rate,
+                                                    "decay_per_hour": action.decay})  # fmt: skip
+                entry["why"] = _why_prior(found, action.name)
+            else:
+                pooled = served is not None and served.scope == POOLED_SCOPE
+                source = "pooled" if pooled else (found or {}).get("source", "own")
+                entry.update(
+                    serves=source,
+                    explanation=explain(
+                        model, typical=retailer.typical_cart_value, currency=retailer.currency
+                    ),
+                    intercept=model.intercept,
+                    weights=model.named_weights(),
+                )
+            if found is not None:
+                entry["last_training"] = _counts(found)
+            actions.append(entry)
+        return {
+            "version": None if served is None else served.version_id,
+            "trained_at": None if latest is None else rfc3339(latest.created_at),
+            "description": "per action, r(cart, h): the share of otherwise-lost carts it "
+            "recovers when it reaches the cart h hours after the last activity, "
+            "σ(intercept + weights · features); learnt from the retailer's treatment and "
+            "control groups, or its channel's prior until enough carts have been measured",
+            "actions": actions,
+        }
+
+    def _abandonment(self, retailer: Retailer) -> dict[str, Any]:
+        retailer_id = retailer.retailer_id
         version = self._registry.served_version(retailer)
         point, point_suppressed = _shown(operating_point(version, retailer))
         if version is None:
@@ -125,6 +173,38 @@ class ModelService:
             raise Conflict(str(exc)) from None
         self._notifier.changed(retailer_id)
         return self.info(retailer_id)
+
+
+def _why_prior(found: Mapping[str, Any] | None, name: str) -> str:
+    """Why an action keeps its prior, in words."""
+    if found is None:
+        return "no recovery model has been trained yet for this action"
+    needs = found.get("needs") or {}
+    reason = found.get("reason")
+    if reason == "too_few_treated":
+        return (
+            f"too few treated carts to learn from: it needs {needs.get('treated')} treated "
+            f"carts of which {needs.get('treated_bought')} bought; see last_training"
+        )
+    if reason == "too_few_control":
+        return f"too few control carts to learn from: it needs {needs.get('control')}"
+    if reason == "not_better":
+        return (
+            "the model learnt did not beat the prior on held-out carts (Qini coefficient "
+            "and likelihood), so the prior stays"
+        )
+    return f"{name} changed since the last training (channel or discount): a new experiment"
+
+
+def _counts(found: Mapping[str, Any]) -> dict[str, Any]:
+    """The last training's counts of the retailer's own carts (under k: not shown)."""
+    out: dict[str, Any] = {"reason": found.get("reason")}
+    for arm in ("treated", "control"):
+        n = int(found.get(arm) or 0)
+        out[arm] = n if n == 0 or n >= K_ANONYMITY else None
+    if found.get("heldout"):
+        out["heldout"] = found["heldout"]
+    return out
 
 
 def _shown(point: OperatingPoint) -> tuple[OperatingPoint, list[dict[str, str]]]:

@@ -39,6 +39,7 @@ class Tenants:
             retailer=retailer,
             model=self._registry.served_model(retailer),
             budget=self._store.budget_cutoff(retailer_id=retailer_id),
+            learnt=self._registry.recovery_models(retailer),
         )
         self._cache.put_tenant(tenant, generation=generation)
         return tenant

@@ -2,7 +2,9 @@
 by URL scheme."""
 
 from cartpredict.storage.base import (
+    ABANDONMENT,
     POOLED_SCOPE,
+    RECOVERY,
     Change,
     ChangeFeedStore,
     DailyStats,
@@ -29,7 +31,9 @@ from cartpredict.storage.base import (
 from cartpredict.storage.registry import open_store
 
 __all__ = [
+    "ABANDONMENT",
     "POOLED_SCOPE",
+    "RECOVERY",
     "Change",
     "ChangeFeedStore",
     "DailyStats",

@@ -61,6 +61,9 @@ class Change:
 
 
 POOLED_SCOPE = "@pooled"  # the registry scope of the pooled model; no retailer id starts with @
+# The registry's kinds of model: P(abandoned) per cart, and each action's recovery rate
+ABANDONMENT = "abandonment"
+RECOVERY = "recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class ModelVersion:
     metrics: Mapping[str, Any]
     model: Mapping[str, Any]  # the serialized model (see models/logistic.py)
     profile: Mapping[str, Any] | None = None  # the training carts' histograms (see drift.py)
+    kind: str = ABANDONMENT  # or RECOVERY: an action's recovery rates (models/recovery.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,8 @@ class Decided:
     send_after_hours: float
     expected_gain: float
     reason: str
+    explored: bool = False  # the action and send time were drawn at random (exploration)
+    propensity: float = 1.0  # P(the action or held_out, at this send time, was chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,21 +271,23 @@ class RegistryStore(Protocol):
 
     def model_version(self, *, scope: str, version_id: str) -> ModelVersion | None: ...
 
-    def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
+    def model_versions(self, *, scope: str, kind: str = ABANDONMENT) -> Sequence[ModelVersion]:
         """Newest first."""
 
-    def served_version(self, *, scope: str) -> ModelVersion | None: ...
+    def served_version(self, *, scope: str, kind: str = ABANDONMENT) -> ModelVersion | None: ...
 
-    def served_version_id(self, *, scope: str) -> str | None:
+    def served_version_id(self, *, scope: str, kind: str = ABANDONMENT) -> str | None:
         """The id of the version the scope serves (no model read)."""
 
-    def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
+    def set_served(
+        self, *, scope: str, version_id: str, action: str, at: datetime, kind: str = ABANDONMENT
+    ) -> None:
         """Point the scope at a version, log it, and tell the change feed who must reload."""
 
-    def retire_served(self, *, scope: str, at: datetime) -> bool:
+    def retire_served(self, *, scope: str, at: datetime, kind: str = ABANDONMENT) -> bool:
         """Serve nothing of the scope's own any more (logged); False when nothing was served."""
 
-    def promotions(self, *, scope: str) -> Sequence[Promotion]:
+    def promotions(self, *, scope: str, kind: str = ABANDONMENT) -> Sequence[Promotion]:
         """Newest first."""
 
 

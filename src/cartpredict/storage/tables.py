@@ -24,7 +24,8 @@ from sqlalchemy import (
 )
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
+ABANDONMENT = "abandonment"  # the registry kind of abandonment models (recovery: "recovery")
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
@@ -164,12 +165,14 @@ model_versions = Table(
     Column("metrics", JSON, nullable=False),
     Column("model", JSON, nullable=False),
     Column("profile", JSON),  # histograms of the training carts, for drift (stats.py)
+    Column("kind", String(16), nullable=False, server_default=ABANDONMENT),
 )
 
 served_models = Table(
     "served_models",
     metadata,
     Column("retailer_id", String(ID_LENGTH), primary_key=True),
+    Column("kind", String(16), primary_key=True, server_default=ABANDONMENT),
     Column("version_id", String(64), nullable=False),
     Column("since", UTCDateTime, nullable=False),
 )
@@ -184,6 +187,7 @@ model_log = Table(
     Column("version_id", String(64), nullable=False),
     Column("action", String(16), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(16), nullable=False, server_default=ABANDONMENT),
 )
 
 # Raw: one row per prediction, kept like events (the raw retention).
@@ -211,6 +215,8 @@ prediction_log = Table(
     Column("send_after_hours", Float, nullable=True),
     Column("expected_gain", Float, nullable=True),
     Column("reason", String(16), nullable=True),
+    Column("explored", Boolean, nullable=True),  # the action and send time drawn at random
+    Column("propensity", Float, nullable=True),  # P(this action at this time was chosen)
     Index("ix_prediction_log_retailer_at", "retailer_id", "at"),
     Index("ix_prediction_log_at", "at"),  # retention purges by time
 )

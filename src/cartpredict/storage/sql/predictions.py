@@ -20,23 +20,24 @@ from cartpredict.storage.tables import (
 _LOG_COLUMNS = (
     "retailer_id, at, cart_id, model_version, p_abandoned, abandoned, cart_value, item_count, "
     "device_type, shipping_speed, policy_version, arm, action, held_out, send_after_hours, "
-    "expected_gain, reason"
+    "expected_gain, reason, explored, propensity"
 )
-_NO_DECISION = (None,) * 7
+_NO_DECISION = (None,) * 9
 
 
 def _decided(r: Any) -> Decided | None:
     if r.arm is None:
         return None
+    propensity = 1.0 if r.propensity is None else float(r.propensity)
     return Decided(r.policy_version, r.arm, r.action, r.held_out, r.send_after_hours,
-                   r.expected_gain, r.reason)  # fmt: skip
+                   r.expected_gain, r.reason, bool(r.explored), propensity)  # fmt: skip
 
 
 def _decision(d: Decided | None) -> tuple[Any, ...]:
     if d is None:
         return _NO_DECISION
     return (d.policy_version, d.group, d.action, d.held_out, d.send_after_hours,
-            d.expected_gain, d.reason)  # fmt: skip
+            d.expected_gain, d.reason, d.explored, d.propensity)  # fmt: skip
 
 
 class PredictionRows(SqlSession):
@@ -52,7 +53,7 @@ class PredictionRows(SqlSession):
             return
         sqlite = self._engine.dialect.name == "sqlite"
         mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
-        statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 17)})"
+        statement = f"INSERT INTO prediction_log ({_LOG_COLUMNS}) VALUES ({', '.join([mark] * 19)})"
         by_retailer: dict[str, list[ScoredCart]] = {}
         for cart in carts:
             by_retailer.setdefault(cart.retailer_id, []).append(cart)

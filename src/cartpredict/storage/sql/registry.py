@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, delete, insert, select
 
-from cartpredict.storage.base import ModelVersion, Promotion
+from cartpredict.storage.base import ABANDONMENT, ModelVersion, Promotion
 from cartpredict.storage.sql.session import (
     SqlSession,
     record_change,
@@ -33,6 +33,7 @@ class RegistryRows(SqlSession):
                     metrics=dict(version.metrics),
                     model=dict(version.model),
                     profile=dict(version.profile) if version.profile is not None else None,
+                    kind=version.kind,
                 )
             )
 
@@ -46,16 +47,16 @@ class RegistryRows(SqlSession):
             ).first()
         return _version(row) if row else None
 
-    def model_versions(self, *, scope: str) -> Sequence[ModelVersion]:
+    def model_versions(self, *, scope: str, kind: str = ABANDONMENT) -> Sequence[ModelVersion]:
         with self._read(tenant_of(scope)) as conn:
             rows = conn.execute(
                 select(model_versions)
-                .where(model_versions.c.retailer_id == scope)
+                .where(model_versions.c.retailer_id == scope, model_versions.c.kind == kind)
                 .order_by(model_versions.c.created_at.desc(), model_versions.c.version_id.desc())
             ).all()
         return [_version(row) for row in rows]
 
-    def served_version(self, *, scope: str) -> ModelVersion | None:
+    def served_version(self, *, scope: str, kind: str = ABANDONMENT) -> ModelVersion | None:
         with self._read(tenant_of(scope)) as conn:
             row = conn.execute(
                 select(model_versions)
@@ -64,54 +65,62 @@ class RegistryRows(SqlSession):
                     (served_models.c.version_id == model_versions.c.version_id)
                     & (served_models.c.retailer_id == model_versions.c.retailer_id),
                 )
-                .where(served_models.c.retailer_id == scope)
+                .where(served_models.c.retailer_id == scope, served_models.c.kind == kind)
             ).first()
         return _version(row) if row else None
 
-    def served_version_id(self, *, scope: str) -> str | None:
+    def served_version_id(self, *, scope: str, kind: str = ABANDONMENT) -> str | None:
         with self._read(tenant_of(scope)) as conn:
-            found = conn.execute(
-                select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
-            ).scalar()
+            found = conn.execute(_served_id(scope, kind)).scalar()
         return None if found is None else str(found)
 
-    def set_served(self, *, scope: str, version_id: str, action: str, at: datetime) -> None:
+    def set_served(
+        self, *, scope: str, version_id: str, action: str, at: datetime, kind: str = ABANDONMENT
+    ) -> None:
         with self._write(tenant_of(scope)) as conn:
-            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(delete(served_models).where(*_served_key(scope, kind)))
             conn.execute(
-                insert(served_models).values(retailer_id=scope, version_id=version_id, since=at)
+                insert(served_models).values(
+                    retailer_id=scope, kind=kind, version_id=version_id, since=at
+                )
             )
             conn.execute(
                 insert(model_log).values(
-                    retailer_id=scope, version_id=version_id, action=action, at=at
+                    retailer_id=scope, kind=kind, version_id=version_id, action=action, at=at
                 )
             )
             record_served_change(conn, scope, at)
 
-    def retire_served(self, *, scope: str, at: datetime) -> bool:
+    def retire_served(self, *, scope: str, at: datetime, kind: str = ABANDONMENT) -> bool:
         with self._write(tenant_of(scope)) as conn:
-            version_id = conn.execute(
-                select(served_models.c.version_id).where(served_models.c.retailer_id == scope)
-            ).scalar()
+            version_id = conn.execute(_served_id(scope, kind)).scalar()
             if version_id is None:
                 return False
-            conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
+            conn.execute(delete(served_models).where(*_served_key(scope, kind)))
             conn.execute(
                 insert(model_log).values(
-                    retailer_id=scope, version_id=version_id, action="retire", at=at
+                    retailer_id=scope, kind=kind, version_id=version_id, action="retire", at=at
                 )
             )
             record_change(conn, scope, at)
         return True
 
-    def promotions(self, *, scope: str) -> Sequence[Promotion]:
+    def promotions(self, *, scope: str, kind: str = ABANDONMENT) -> Sequence[Promotion]:
         with self._read(tenant_of(scope)) as conn:
             rows = conn.execute(
                 select(model_log)
-                .where(model_log.c.retailer_id == scope)
+                .where(model_log.c.retailer_id == scope, model_log.c.kind == kind)
                 .order_by(model_log.c.id.desc())
             ).all()
         return [Promotion(version_id=r.version_id, action=r.action, at=r.at) for r in rows]
+
+
+def _served_key(scope: str, kind: str) -> tuple[Any, ...]:
+    return (served_models.c.retailer_id == scope, served_models.c.kind == kind)
+
+
+def _served_id(scope: str, kind: str) -> Any:
+    return select(served_models.c.version_id).where(*_served_key(scope, kind))
 
 
 def _version(row: Row[Any]) -> ModelVersion:
@@ -126,4 +135,5 @@ def _version(row: Row[Any]) -> ModelVersion:
         metrics=row.metrics,
         model=row.model,
         profile=row.profile,
+        kind=row.kind,
     )

@@ -44,17 +44,22 @@ class RetentionRows(SqlSession):
             }  # fmt: skip
             if dry_run:
                 return counts
-            served = select(served_models.c.retailer_id, served_models.c.version_id)
+            served = select(
+                served_models.c.retailer_id, served_models.c.kind, served_models.c.version_id
+            )
             expired = conn.execute(served.where(expiring)).all()
             conn.execute(delete(events_table).where(old_events))
             conn.execute(delete(prediction_log).where(old_predictions))
             conn.execute(delete(prediction_counts).where(old_counts))
             conn.execute(delete(daily_stats).where(old_days))
             conn.execute(delete(model_log).where(old_log))
-            for scope, version_id in expired:  # stops serving: the pooled model or the baseline
-                conn.execute(delete(served_models).where(served_models.c.retailer_id == scope))
-                conn.execute(insert(model_log).values(retailer_id=scope, version_id=version_id,
-                                                      action="expire", at=at))  # fmt: skip
+            for scope, kind, version_id in expired:  # stops serving: the pooled model or
+                # the baseline (a recovery model: the pooled one or the priors)
+                mine = (served_models.c.retailer_id == scope) & (served_models.c.kind == kind)
+                conn.execute(delete(served_models).where(mine))
+                conn.execute(insert(model_log).values(retailer_id=scope, kind=kind,
+                                                      version_id=version_id, action="expire",
+                                                      at=at))  # fmt: skip
                 record_served_change(conn, scope, at)
             conn.execute(
                 delete(model_versions).where(model_versions.c.created_at < aggregates_before)
