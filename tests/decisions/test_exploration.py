@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -115,7 +114,7 @@ def test_a_decision_once_explored_names_the_drawn_action_and_logs_its_odds() -> 
         assert (got.action == "none") == control and got.reason == greedy.reason
         if not got.explored:
             odds = propensity(actions, now, ("reminder_email", 0.0), share, ("reminder_email", 0.0))
-            assert got == replace(greedy, propensity=odds)
+            assert got == greedy._replace(propensity=odds)
             continue
         explored.append(got)
         assert got.expected_gain == gains[(named, got.send_after_hours)]

@@ -33,7 +33,6 @@ send times of a* (the time term only when a* is a message; otherwise [(a, h) = (
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import NamedTuple
 
 from cartpredict.decisions.decide import Decision, unit_draw
@@ -103,16 +102,25 @@ def propensity(
     greedy: tuple[str, float] | None,
     time_share: float = 0.0,
 ) -> float:
-    """P(the decision names ``chosen``) under exploration (module docstring)."""
-    pairs = [(a.name, h) for a in actions for h in send_times(a, now)]
-    explored = share / len(pairs) if chosen in pairs else 0.0
-    if greedy is None or greedy[0] != chosen[0]:
+    """P(the decision names ``chosen``) under exploration (module docstring). On the request
+    path for every named cart: counts, no list of pairs."""
+    name, h = chosen
+    later = sum(1 for t in SEND_GRID if t > now)  # a message's send times after now
+    n_pairs, action = 0, None
+    for a in actions:
+        n_pairs += 1 + later if a.needs_consent else 1
+        if a.name == name:
+            action = a
+    if action is None:
+        return 0.0
+    n_times = 1 + later if action.needs_consent else 1
+    possible = h == now or (n_times > 1 and h > now and h in SEND_GRID)
+    explored = share / n_pairs if possible else 0.0
+    if greedy is None or greedy[0] != name:
         return explored
-    action = next((a for a in actions if a.name == greedy[0]), None)
-    if action is None or not action.needs_consent or time_share <= 0.0:
+    if not action.needs_consent or time_share <= 0.0:
         return explored + (1.0 - share) * (1.0 if greedy == chosen else 0.0)
-    times = send_times(action, now)
-    timed = time_share / len(times) if chosen[1] in times else 0.0
+    timed = time_share / n_times if possible else 0.0
     return explored + (1.0 - share) * ((1.0 - time_share) * (greedy == chosen) + timed)
 
 
@@ -143,11 +151,10 @@ def exploring(
             odds = 1.0 - share if actions and share > 0.0 else 1.0
         else:
             odds = propensity(actions, now, greedy, share, greedy, time_share)
-        return replace(decision, propensity=odds)
+        return decision._replace(propensity=odds)
     gain = gain_of(x.action, x.send_after_hours)
     name = x.action.name
-    return replace(
-        decision,
+    return decision._replace(
         action=NO_ACTION if control else name,
         held_out=name if control else NO_ACTION,
         send_after_hours=x.send_after_hours,
