@@ -173,3 +173,18 @@ def test_a_re_priced_action_is_a_new_experiment_and_keeps_its_prior(world: Any) 
     assert svc.tenants.load("alone").recovery == {}  # served, but learnt for the old offer
     versions = svc.store.model_versions(scope="alone", kind=RECOVERY)
     assert len(versions) == 1
+
+
+def test_a_later_training_that_learns_nothing_keeps_the_served_model_and_says_both(
+    world: Any,
+) -> None:
+    svc, settings, clock = world
+    decide_and_respond(svc, "alone", 2400, seed=9)
+    first = train(svc)["alone"]
+    assert first.status == "promoted"
+    later = train(svc, day=30)["alone"]  # the raw window holds none of those carts any more
+    assert later.status == "kept" and later.actions["popup_10"]["reason"] == "too_few_treated"
+    assert "popup_10" in svc.tenants.load("alone").recovery
+    (popup,) = model_info(settings, clock, "alone")["recovery"]["actions"]
+    assert popup["serves"] == "own"  # the version served, not the latest attempt
+    assert popup["last_training"] == {"reason": "too_few_treated", "treated": 0, "control": 0}

@@ -11,7 +11,7 @@ import pytest
 from cartpredict.models.features import FeatureSpec
 from cartpredict.models.registry import ModelRegistry, operating_point
 from cartpredict.models.thresholds import Step, ThresholdTable
-from cartpredict.storage import POOLED_SCOPE, ModelVersion, Retailer
+from cartpredict.storage import ABANDONMENT, POOLED_SCOPE, ModelVersion, Retailer
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SHOP = Retailer("shop", True, ("card",), ("standard",), True, 0.7, T0, T0)
@@ -40,11 +40,12 @@ class OneVersion:
     def __init__(self, served: ModelVersion) -> None:
         self.served = served
 
-    def served_version(self, *, scope: str) -> ModelVersion | None:
-        return self.served if scope == self.served.scope else None
+    def served_version(self, *, scope: str, kind: str = ABANDONMENT) -> ModelVersion | None:
+        return self.served if (scope, kind) == (self.served.scope, self.served.kind) else None
 
-    def served_version_id(self, *, scope: str) -> str | None:
-        return self.served.version_id if scope == self.served.scope else None
+    def served_version_id(self, *, scope: str, kind: str = ABANDONMENT) -> str | None:
+        found = self.served_version(scope=scope, kind=kind)
+        return None if found is None else found.version_id
 
 
 def served_threshold(served: ModelVersion, target: float) -> float | None:

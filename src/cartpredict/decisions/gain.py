@@ -99,6 +99,5 @@ def gain_at(
         r = action.rate if onsite else action.rate * math.pow(1.0 - action.decay, h)
     p0_now = p0_at(now)
     p0 = p0_now if h == now else p0_at(h)
-    d, c = action.discount, action.cost
-    gain = r * (1.0 - p0) * value * (margin - d) - p0 * value * d - c
+    gain = expected_gain(p0, value, margin, action, rate=r)
     return gain if h == now else (1.0 - p0_now) / max(1.0 - p0, 1e-12) * gain

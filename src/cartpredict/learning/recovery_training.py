@@ -59,7 +59,6 @@ def train_recovery(
     by_offer: dict[Offer, dict[str, Experiment]] = defaultdict(dict)
     actions: dict[Offer, Action] = {}
     opted_in: set[str] = set()
-    window: dict[str, tuple[datetime, datetime]] = {}
     for retailer in store.list_retailers():
         rid = retailer.retailer_id
         policy = in_force(retailer.recovery_policy, retailer.currency)
@@ -67,9 +66,8 @@ def train_recovery(
         if retailer.pooled_learning:
             opted_in.add(rid)
         found = experiments(store, retailer, policy, start=start, end=end)
-        window[rid] = (start, end)
         for action in policy.actions:
-            offer = (action.name, action.channel, action.discount)
+            offer = _offer(action)
             by_offer[offer][rid] = found[action.name]
             actions.setdefault(offer, action)
     learnt: dict[str, dict[str, Learnt]] = defaultdict(dict)
@@ -78,23 +76,18 @@ def train_recovery(
         pooled, by_retailer = uplift.learn_pooled(actions[offer], data, opted_in=opted_in)
         if pooled is not None:
             members = sum(1 for rid in data if rid in opted_in)
-            pools[offer] = (_offering(pooled, offer), members)
+            pools[offer] = (pooled, members)
         for rid, x in by_retailer.items():
             learnt[rid][offer[0]] = x
     now = clock()
-    out = [_record(store, rid, learnt[rid], policies[rid], window[rid], now) for rid in policies]
-    pooled_outcome = _record_pools(store, pools, (start, end), now)
+    window = (start, end)
+    out = [_record(store, rid, learnt[rid], policies[rid], window, now) for rid in policies]
+    pooled_outcome = _record_pools(store, pools, window, now)
     return out + ([pooled_outcome] if pooled_outcome is not None else [])
 
 
-def _offering(model: RecoveryModel, offer: Offer) -> RecoveryModel:
-    """The model, labelled with the offer it was learnt for."""
-    return RecoveryModel(offer[0], offer[1], model.intercept, model.weights, model.calibration,
-                         discount=offer[2])  # fmt: skip
-
-
 def _summary(x: Learnt, action: Action) -> dict[str, Any]:
-    served = None if x.served is None else _offering(x.served, _offer(action))
+    served = x.served  # (learnt for this offer: its name, channel and discount)
     source = None if served is None else ("pooled" if x.reason == "pooled" else "own")
     return {
         "served": None if served is None else served.to_dict(),

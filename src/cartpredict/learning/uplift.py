@@ -395,7 +395,8 @@ def _fit(action: Action, data: Experiment, penalty: float, prior: RecoveryModel)
 
 def _served(action: Action, fit: Recovery) -> RecoveryModel:
     return RecoveryModel(action.name, action.channel, fit.intercept,
-                         tuple(float(w) for w in fit.weights), fit.calibration)  # fmt: skip
+                         tuple(float(w) for w in fit.weights), fit.calibration,
+                         discount=action.discount)  # fmt: skip
 
 
 def _uplift(data: Experiment, fit: Recovery, channel: str) -> np.ndarray:

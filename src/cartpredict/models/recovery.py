@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cartpredict.core.vocabulary import MESSAGE_CHANNELS, SEND_GRID
+from cartpredict.storage import RECOVERY
 
-KIND = "recovery"
 CART_FEATURES = (
     "log_value",
     "log_value_sq",
@@ -124,7 +124,7 @@ class RecoveryModel:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": KIND,
+            "kind": RECOVERY,
             "action": self.action,
             "channel": self.channel,
             "intercept": self.intercept,

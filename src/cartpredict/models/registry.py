@@ -34,7 +34,7 @@ class ModelRegistry:
     def __init__(self, store: RegistryStore) -> None:
         self._store = store
         self._baseline = BaselineRule()
-        self._pooled: ModelVersion | None = None  # the last pooled version read
+        self._pooled: dict[str, ModelVersion] = {}  # by kind, the last pooled version read
 
     def served_version(self, retailer: Retailer) -> ModelVersion | None:
         own = self._store.served_version(scope=retailer.retailer_id)
@@ -44,18 +44,20 @@ class ModelRegistry:
             return self._served_pooled()
         return None
 
-    def _served_pooled(self) -> ModelVersion | None:
-        """The pooled version, read once per version: it serves every opted-in retailer
-        without a model of its own, and holds a threshold table per member, so reading it
-        for each of a thousand members would cost a thousand reads of every member's table.
-        A version never changes once stored; which version is served is read every time."""
-        version_id = self._store.served_version_id(scope=POOLED_SCOPE)
+    def _served_pooled(self, kind: str = ABANDONMENT) -> ModelVersion | None:
+        """The pooled version of a kind, read once per version: it serves every opted-in
+        retailer without a model of its own (the abandonment model holds a threshold table
+        per member), so reading it for each of a thousand members would cost a thousand
+        reads. A version never changes once stored; which version is served is read every
+        time."""
+        version_id = self._store.served_version_id(scope=POOLED_SCOPE, kind=kind)
         if version_id is None:
             return None
-        known = self._pooled
+        known = self._pooled.get(kind)
         if known is None or known.version_id != version_id:
-            known = self._store.served_version(scope=POOLED_SCOPE)
-            self._pooled = known
+            known = self._store.served_version(scope=POOLED_SCOPE, kind=kind)
+            if known is not None:
+                self._pooled[kind] = known
         return known
 
     def recovery_version(self, retailer: Retailer) -> ModelVersion | None:
@@ -64,7 +66,7 @@ class ModelRegistry:
         own = self._store.served_version(scope=retailer.retailer_id, kind=RECOVERY)
         if own is not None or not retailer.pooled_learning:
             return own
-        return self._store.served_version(scope=POOLED_SCOPE, kind=RECOVERY)
+        return self._served_pooled(RECOVERY)
 
     def latest_recovery(self, retailer_id: str) -> ModelVersion | None:
         """The retailer's newest recovery version, served or not: what its last training

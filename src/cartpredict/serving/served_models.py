@@ -45,6 +45,7 @@ class ModelService:
         served = self._registry.recovery_version(retailer)
         latest = self._registry.latest_recovery(retailer.retailer_id)
         tried = {} if latest is None else dict(latest.model.get("actions") or {})
+        serving = {} if served is None else dict(served.model.get("actions") or {})
         actions = []
         for action in tenant.policy.actions:
             model = tenant.recovery.get(action.name)
@@ -55,10 +56,11 @@ class ModelService:
                                                     "decay_per_hour": action.decay})  # fmt: skip
                 entry["why"] = _why_prior(found, action.name)
             else:
+                # what the served version (not always the latest) says it serves
                 pooled = served is not None and served.scope == POOLED_SCOPE
-                source = "pooled" if pooled else (found or {}).get("source", "own")
+                source = (serving.get(action.name) or {}).get("source") or "own"
                 entry.update(
-                    serves=source,
+                    serves="pooled" if pooled else source,
                     explanation=explain(
                         model, typical=retailer.typical_cart_value, currency=retailer.currency
                     ),

@@ -23,9 +23,10 @@ from sqlalchemy import (
     text,
 )
 
+from cartpredict.storage.base import ABANDONMENT  # the registry kinds (base.py)
+
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
 SCHEMA_REVISION = "0013"
-ABANDONMENT = "abandonment"  # the registry kind of abandonment models (recovery: "recovery")
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64

@@ -78,7 +78,7 @@ class RegistryRows(SqlSession):
         self, *, scope: str, version_id: str, action: str, at: datetime, kind: str = ABANDONMENT
     ) -> None:
         with self._write(tenant_of(scope)) as conn:
-            conn.execute(delete(served_models).where(*_served_key(scope, kind)))
+            conn.execute(delete(served_models).where(*served_key(scope, kind)))
             conn.execute(
                 insert(served_models).values(
                     retailer_id=scope, kind=kind, version_id=version_id, since=at
@@ -96,7 +96,7 @@ class RegistryRows(SqlSession):
             version_id = conn.execute(_served_id(scope, kind)).scalar()
             if version_id is None:
                 return False
-            conn.execute(delete(served_models).where(*_served_key(scope, kind)))
+            conn.execute(delete(served_models).where(*served_key(scope, kind)))
             conn.execute(
                 insert(model_log).values(
                     retailer_id=scope, kind=kind, version_id=version_id, action="retire", at=at
@@ -115,12 +115,13 @@ class RegistryRows(SqlSession):
         return [Promotion(version_id=r.version_id, action=r.action, at=r.at) for r in rows]
 
 
-def _served_key(scope: str, kind: str) -> tuple[Any, ...]:
+def served_key(scope: str, kind: str) -> tuple[Any, ...]:
+    """The served_models row of a scope's model of that kind."""
     return (served_models.c.retailer_id == scope, served_models.c.kind == kind)
 
 
 def _served_id(scope: str, kind: str) -> Any:
-    return select(served_models.c.version_id).where(*_served_key(scope, kind))
+    return select(served_models.c.version_id).where(*served_key(scope, kind))
 
 
 def _version(row: Row[Any]) -> ModelVersion:

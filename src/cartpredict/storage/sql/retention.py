@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select
 
+from cartpredict.storage.sql.registry import served_key
 from cartpredict.storage.sql.session import SqlSession, count_rows, record_served_change
 from cartpredict.storage.tables import (
     daily_stats,
@@ -55,8 +56,7 @@ class RetentionRows(SqlSession):
             conn.execute(delete(model_log).where(old_log))
             for scope, kind, version_id in expired:  # stops serving: the pooled model or
                 # the baseline (a recovery model: the pooled one or the priors)
-                mine = (served_models.c.retailer_id == scope) & (served_models.c.kind == kind)
-                conn.execute(delete(served_models).where(mine))
+                conn.execute(delete(served_models).where(*served_key(scope, kind)))
                 conn.execute(insert(model_log).values(retailer_id=scope, kind=kind,
                                                       version_id=version_id, action="expire",
                                                       at=at))  # fmt: skip
