@@ -24,6 +24,7 @@ from cartpredict.api.fastlane import FastLane
 from cartpredict.api.limits import BodyLimit
 from cartpredict.api.ratelimit import RateLimiter, Sharing, keep
 from cartpredict.api.routes import (
+    docs,
     events,
     experiment,
     health,
@@ -150,13 +151,16 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # /docs and /redoc are served by routes/docs.py, with their assets
+        redoc_url=None,
     )
     services = build_services(settings, clock)
     app.state.services = services
     errors.install(app)
-    modules = (predict, events, retailers, models, stats, experiment, health, metrics)
+    modules = (predict, events, retailers, models, stats, experiment, health, metrics, docs)
     for module in modules:
         app.include_router(module.router)
+    app.mount(docs.ASSETS_PATH, docs.assets(), name="static")
     # Every route, as declared (the app's own list holds the included routers, not theirs).
     routes = [r for r in app.routes if hasattr(r, "path")]
     routes += [r for module in modules for r in module.router.routes]
@@ -168,8 +172,9 @@ def create_app(
     app.state.limiter = limiter
     # The lane also times every request, answered by it or not, for the metrics, and turns
     # away, before their body is read, the calls over their retailer's rate limit.
+    public = public_paths(routes) | docs.asset_paths()  # the pages' assets take no key either
     app.entry = FastLane(app.framework, services=services, metrics=services.metrics,
-                         enabled=fast_lane, limiter=limiter, public=public_paths(routes),
+                         enabled=fast_lane, limiter=limiter, public=public,
                          routes=routes)  # fmt: skip
     return app
 

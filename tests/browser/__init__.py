@@ -1,0 +1,1 @@
+"""Tests in a real browser: the pages the service serves, as a person sees them."""
