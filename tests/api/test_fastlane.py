@@ -166,6 +166,26 @@ def test_a_key_cannot_score_another_tenants_cart_even_with_both_cached(
     assert pair.both(json=cart("store_b"), headers=b)[0].status_code == 200
 
 
+def test_a_key_without_the_predict_scope_is_refused_by_the_framework(pair: Pair) -> None:
+    """Its key and retailer cached, the lane would have all it needs: its scope check alone
+    hands the request to the framework, whose 403 names the scope."""
+    own = create_retailer(pair.plain, "store_1")
+    assert pair.both(json=cart("store_1"), headers=own)[0].status_code == 200  # retailer cached
+    body = {"name": "dashboard", "scopes": ["read"]}
+    key = pair.plain.post("/retailer/store_1/keys", json=body, headers=OPERATOR).json()["api_key"]
+    reader = {"Authorization": f"Bearer {key}"}
+    assert pair.plain.get("/retailer/store_1", headers=reader).status_code == 200  # key cached
+    services = pair.plain.app.state.services
+    assert services.auth.cached(key) is not None
+    assert services.tenants.cached("store_1") is not None
+
+    response, by_lane = pair.both(json=cart("store_1"), headers=reader)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "missing_scope"
+    assert not by_lane
+
+
 def attrs() -> list[dict[str, str]]:
     return [{"name": "page_views", "kind": "numeric"}, {"name": "channel", "kind": "categorical"}]
 

@@ -22,6 +22,10 @@ TENANT_CALLS: list[Call] = [
     ("PATCH", "/retailer/{rid}", lambda rid: {"json": {"requires_account": False}}),
     ("DELETE", "/retailer/{rid}", lambda rid: {}),
     ("POST", "/retailer/{rid}/keys", lambda rid: {}),
+    ("POST", "/retailer/{rid}/keys", lambda rid: {"json": {"name": "x", "scopes": ["read"]}}),
+    ("GET", "/retailer/{rid}/keys", lambda rid: {}),
+    ("POST", "/retailer/{rid}/keys/{key_id}/rotate", lambda rid: {"json": {"grace_seconds": 60}}),
+    ("DELETE", "/retailer/{rid}/keys/{key_id}", lambda rid: {}),
     ("POST", "/predict_cart", lambda rid: {"json": cart(rid)}),
     ("POST", "/predict_cart/batch", lambda rid: {"json": {"carts": [cart(rid)]}}),
     ("POST", "/events", lambda rid: {"json": {"retailer_id": rid, "events": [EVENT]}}),
@@ -39,9 +43,16 @@ NOT_TENANT_SCOPED = {
 }
 
 
-def _call(client: TestClient, call: Call, rid: str, auth: dict[str, str]) -> Any:
+def _call(client: TestClient, call: Call, rid: str, auth: dict[str, str], key_id: str = "") -> Any:
+    """``key_id``: the key a key route acts on (default: one no retailer has)."""
     method, template, kwargs = call
-    return client.request(method, template.format(rid=rid), headers=auth, **kwargs(rid))
+    path = template.format(rid=rid, key_id=key_id or "key_000000000000")
+    return client.request(method, path, headers=auth, **kwargs(rid))
+
+
+def _key_ids(client: TestClient, rid: str) -> list[str]:
+    keys = client.get(f"/retailer/{rid}/keys", headers=OPERATOR).json()["keys"]
+    return [k["key_id"] for k in keys]
 
 
 def test_the_matrix_covers_every_route(client: TestClient) -> None:
@@ -61,10 +72,11 @@ def test_another_tenants_retailer_looks_like_no_retailer_and_nothing_changes(
     key_a = create_retailer(client, "retailer_a")
     key_b = create_retailer(client, "retailer_b")
     own_view = client.get("/retailer/retailer_b", headers=key_b).content
+    [key_of_b] = _key_ids(client, "retailer_b")  # a real key id, of the other tenant
     before = snapshot(database_url)
 
     for call in TENANT_CALLS:
-        foreign = _call(client, call, "retailer_b", key_a)
+        foreign = _call(client, call, "retailer_b", key_a, key_of_b)
         missing = _call(client, call, "no_such_retailer", key_a)
         missing_for_operator = _call(client, call, "no_such_retailer", OPERATOR)
         assert foreign.status_code == 404, (call[:2], foreign.text)

@@ -11,6 +11,7 @@ import pytest
 
 from cartpredict.models import BaselineRule
 from cartpredict.serving.cache import Tenant, TenantCache
+from cartpredict.serving.principal import Principal
 from cartpredict.serving.sync import FEED_RETENTION, ChangeFeed, RedisBus
 from cartpredict.storage import Change, Retailer
 
@@ -70,12 +71,12 @@ def test_a_key_looked_up_while_anything_changed_is_not_cached() -> None:
     cache = TenantCache()
     epoch = cache.epoch
     cache.invalidate("a")
-    cache.put_key("hash", "a", epoch=epoch)
-    assert cache.retailer_for_key("hash") is None
-    cache.put_key("hash", "a", epoch=cache.epoch)
-    assert cache.retailer_for_key("hash") == "a"
+    cache.put_key("hash", Principal("a"), epoch=epoch)
+    assert cache.principal_for_key("hash") is None
+    cache.put_key("hash", Principal("a"), epoch=cache.epoch)
+    assert cache.principal_for_key("hash") == Principal("a")
     cache.invalidate("a")
-    assert cache.retailer_for_key("hash") is None
+    assert cache.principal_for_key("hash") is None
 
 
 @pytest.mark.redis
@@ -118,14 +119,14 @@ def test_a_feed_unread_for_longer_than_it_keeps_entries_drops_the_whole_cache() 
     store, cache = FeedOnly(), TenantCache()
     feed = ChangeFeed(store, cache, monotonic=lambda: now[0])  # type: ignore[arg-type]
     cache.put_tenant(tenant("a"), generation=0)
-    cache.put_key("hash", "a", epoch=cache.epoch)
+    cache.put_key("hash", Principal("a"), epoch=cache.epoch)
     now[0] = 10.0
     feed.poll()
     assert cache.tenant("a") is not None  # read recently: nothing was missed
     now[0] += FEED_RETENTION.total_seconds()  # unread so long that entries may be pruned
     feed.poll()
     assert cache.tenant("a") is None
-    assert cache.retailer_for_key("hash") is None
+    assert cache.principal_for_key("hash") is None
 
 
 def test_the_keeper_reads_the_feed_every_tick_and_prunes_once_a_minute() -> None:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from cartpredict.api.app import create_app
 from cartpredict.models import BaselineRule
 from cartpredict.serving.cache import Tenant, TenantCache
+from cartpredict.serving.principal import Principal
 from cartpredict.serving.sync import LOOKBACK, ChangeFeed
 from cartpredict.storage import Change, Retailer
 from tests.support.factories import cart, create_retailer, make_settings
@@ -80,10 +81,10 @@ def test_what_was_cached_before_the_feed_began_is_dropped() -> None:
     """Loaded before a change the feed now counts as read: it could be stale for good."""
     store, cache = Feed((1, "a")), TenantCache()
     cached(cache, "a")
-    cache.put_key("hash", "a", epoch=cache.epoch)
+    cache.put_key("hash", Principal("a"), epoch=cache.epoch)
     ChangeFeed(store, cache)  # type: ignore[arg-type]
     assert cache.tenant("a") is None
-    assert cache.retailer_for_key("hash") is None
+    assert cache.principal_for_key("hash") is None
 
 
 def test_a_running_app_keeps_retailers_created_before_it_started_cached(

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cartpredict.storage import DuplicateRetailer, Retailer, Store, open_store
+from cartpredict.core.scopes import ALL_SCOPES, new_key_id
+from cartpredict.storage import ApiKey, DuplicateRetailer, Retailer, Store, open_store
 from cartpredict.storage.migrate import head_revision
 from cartpredict.storage.tables import SCHEMA_REVISION
 
@@ -36,6 +37,16 @@ def make(retailer_id: str, **changes: object) -> Retailer:
     return Retailer(**values)  # type: ignore[arg-type]
 
 
+def key(retailer_id: str, name: str = "default", scopes: frozenset[str] = ALL_SCOPES) -> ApiKey:
+    return ApiKey(new_key_id(), retailer_id, name, scopes, T0)
+
+
+def owner(store: Store, key_hash: str) -> str | None:
+    """The retailer whose key has this hash, if any."""
+    found = store.api_key(key_hash=key_hash)
+    return found.retailer_id if found is not None else None
+
+
 def test_schema_is_at_the_revision_the_code_expects(store: Store) -> None:
     assert head_revision() == SCHEMA_REVISION
     assert store.schema_revision() == SCHEMA_REVISION
@@ -60,7 +71,7 @@ def test_duplicate_id_is_refused_and_writes_nothing(store: Store) -> None:
     seq = store.last_change_seq()
     with pytest.raises(DuplicateRetailer):
         store.create_retailer(retailer=make("store_1", requires_account=False), key_hash="b" * 64)
-    assert store.retailer_for_key(key_hash="b" * 64) is None
+    assert owner(store, "b" * 64) is None
     assert store.get_retailer(retailer_id="store_1") == make("store_1")
     assert store.last_change_seq() == seq
 
@@ -99,32 +110,32 @@ def test_delete_erases_the_retailer_and_its_keys_only(store: Store) -> None:
     store.create_retailer(retailer=make("b"), key_hash="b" * 64)
     assert store.delete_retailer(retailer_id="a", at=T0) is True
     assert store.get_retailer(retailer_id="a") is None
-    assert store.retailer_for_key(key_hash="a" * 64) is None
-    assert store.retailer_for_key(key_hash="b" * 64) == "b"
+    assert owner(store, "a" * 64) is None
+    assert owner(store, "b" * 64) == "b"
     assert store.delete_retailer(retailer_id="a", at=T0) is False
 
 
 def test_keys_are_added_looked_up_and_replaced_per_retailer(store: Store) -> None:
     store.create_retailer(retailer=make("a"), key_hash="1" * 64)
     store.create_retailer(retailer=make("b"), key_hash="3" * 64)
-    assert store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0) is True
-    assert store.add_api_key(retailer_id="nobody", key_hash="4" * 64, created_at=T0) is False
-    assert store.retailer_for_key(key_hash="2" * 64) == "a"
-    assert store.replace_api_keys(retailer_id="a", key_hash="5" * 64, at=T0) is True
-    assert store.retailer_for_key(key_hash="1" * 64) is None
-    assert store.retailer_for_key(key_hash="2" * 64) is None
-    assert store.retailer_for_key(key_hash="5" * 64) == "a"
-    assert store.retailer_for_key(key_hash="3" * 64) == "b"
-    assert store.replace_api_keys(retailer_id="nobody", key_hash="6" * 64, at=T0) is False
-    assert store.retailer_for_key(key_hash="6" * 64) is None
+    assert store.add_api_key(key=key("a", "second"), key_hash="2" * 64) is True
+    assert store.add_api_key(key=key("nobody"), key_hash="4" * 64) is False
+    assert owner(store, "2" * 64) == "a"
+    assert store.add_api_key(key=key("a"), key_hash="5" * 64, replace=True) is True
+    assert owner(store, "1" * 64) is None
+    assert owner(store, "2" * 64) is None
+    assert owner(store, "5" * 64) == "a"
+    assert owner(store, "3" * 64) == "b"
+    assert store.add_api_key(key=key("nobody"), key_hash="6" * 64, replace=True) is False
+    assert owner(store, "6" * 64) is None
 
 
 def test_every_write_appends_to_the_change_feed(store: Store) -> None:
     start = store.last_change_seq()
     store.create_retailer(retailer=make("a"), key_hash="1" * 64)
     store.update_retailer(retailer_id="a", changes={"pooled_learning": True}, updated_at=T0)
-    store.add_api_key(retailer_id="a", key_hash="2" * 64, created_at=T0)
-    store.replace_api_keys(retailer_id="a", key_hash="3" * 64, at=T0)
+    store.add_api_key(key=key("a", "second"), key_hash="2" * 64)
+    store.add_api_key(key=key("a"), key_hash="3" * 64, replace=True)
     store.delete_retailer(retailer_id="a", at=T0)
     feed = store.changes_after(seq=start)
     assert [c.retailer_id for c in feed] == ["a"] * 5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +20,11 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, text,
 from sqlalchemy.exc import ProgrammingError
 
 from cartpredict.api.app import check_store
+from cartpredict.core.scopes import new_key_id
 from cartpredict.monitoring.rollup import rollup
 from cartpredict.serving.container import build_services
 from cartpredict.serving.schemas import CartIn, EventsIn, RetailerCreate
-from cartpredict.storage import ModelVersion, ScoredCart, StoredEvent
+from cartpredict.storage import ApiKey, ModelVersion, ScoredCart, StoredEvent
 from cartpredict.storage.migrate import upgrade
 from cartpredict.storage.sql import TENANT_ROLE
 from cartpredict.storage.tables import TENANT_TABLES, changes, events, prediction_log
@@ -178,7 +180,7 @@ def test_the_service_logs_in_with_least_privilege(
 # key lookup by hash, retention, the rollup's schedule, the change feed. Everything else that
 # touches a tenant table runs as the tenant.
 OPERATOR_LEVEL = (
-    "list_retailers", "retailer_for_key", "purge", "first_scored", "changes_after",
+    "list_retailers", "api_key", "key_live", "purge", "first_scored", "changes_after",
     "last_change_seq", "prune_changes",
 )  # fmt: skip
 _TENANT_TABLE = re.compile(
@@ -240,7 +242,12 @@ def exercise_tenant_methods(svc: Any, rid: str) -> None:
     store.policy_versions(retailer_id=rid, since=NOW)
     rows = store.daily_stats(retailer_id=rid, start=NOW.date(), end=later.date())
     store.put_daily_stats(retailer_id=rid, days=rows)
-    store.add_api_key(retailer_id=rid, key_hash="f" * 64, created_at=later)
-    store.replace_api_keys(retailer_id=rid, key_hash="e" * 64, at=later)
+    named = ApiKey(new_key_id(), rid, "named", frozenset({"read"}), later)
+    store.add_api_key(key=named, key_hash="f" * 64)
+    store.rotate_api_key(retailer_id=rid, key_id=named.key_id, new_key_id=new_key_id(),
+                         key_hash="d" * 64, at=later, expires_at=later.replace(hour=1))  # fmt: skip
+    store.api_keys(retailer_id=rid, at=later)
+    store.revoke_api_key(retailer_id=rid, key_id=named.key_id, at=later)
+    store.add_api_key(key=replace(named, key_id=new_key_id()), key_hash="e" * 64, replace=True)
     store.delete_retailer(retailer_id=rid, at=later)
     svc.retailers.create(RetailerCreate.model_validate(retailer_spec(rid)))

@@ -28,6 +28,7 @@ from cartpredict.api.routes import (
     events,
     experiment,
     health,
+    keys,
     metrics,
     models,
     predict,
@@ -157,7 +158,7 @@ def create_app(
     services = build_services(settings, clock)
     app.state.services = services
     errors.install(app)
-    modules = (predict, events, retailers, models, stats, experiment, health, metrics, docs)
+    modules = (predict, events, retailers, keys, models, stats, experiment, health, metrics, docs)
     for module in modules:
         app.include_router(module.router)
     app.mount(docs.ASSETS_PATH, docs.assets(), name="static")

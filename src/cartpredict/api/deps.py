@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -13,9 +14,11 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
 
 from cartpredict.core.errors import RetailerNotFound, StoreUnavailable
-from cartpredict.serving.auth import Principal, bearer_token
+from cartpredict.core.scopes import Scope
+from cartpredict.serving.auth import bearer_token
 from cartpredict.serving.cache import Tenant
 from cartpredict.serving.container import Services
+from cartpredict.serving.principal import Principal
 from cartpredict.serving.schemas import RETAILER_ID_PATTERN
 from cartpredict.storage.deadline import Deadline, DeadlineExceeded, within
 from cartpredict.storage.engine import unavailable
@@ -94,16 +97,52 @@ OperatorDep = Annotated[Principal, Depends(operator)]
 _RETAILER_ID = re.compile(RETAILER_ID_PATTERN)
 
 
-async def path_retailer(retailer_id: str, caller: PrincipalDep) -> str:
-    """The ``{retailer_id}`` of the path, once the caller may act on it. An id no retailer
-    can have is no retailer's, answered before the store sees it (PostgreSQL refuses a NUL)."""
-    caller.require_access(retailer_id)
-    if not _RETAILER_ID.fullmatch(retailer_id):
-        raise RetailerNotFound()
-    return retailer_id
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The caller, for an operation that needs ``scope`` on the retailers its body names."""
+
+    principal: Principal
+    scope: Scope
+
+    def require_access(self, retailer_id: str) -> None:
+        """The retailer, then the scope (``Principal.require``)."""
+        self.principal.require(retailer_id, self.scope)
 
 
-RetailerIdDep = Annotated[str, Depends(path_retailer)]
+class Needs:
+    """The caller of a route whose body names its retailers, with the scope the route needs,
+    checked with each retailer it names. Every route that takes a key declares its scope in one
+    of these dependencies or ``OnRetailer`` (or is the operator's alone), where a test finds it
+    (``tests/api/test_keys.py``)."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, caller: PrincipalDep) -> Caller:
+        return Caller(caller, self.scope)
+
+
+class OnRetailer:
+    """The ``{retailer_id}`` of the path, once the caller may act on it with ``scope``: an
+    id no retailer can have is no retailer's, answered before the store sees it (PostgreSQL
+    refuses a NUL); the scope is checked after the retailer, so another tenant's retailer is
+    the same 404 whatever the key may do."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, retailer_id: str, caller: PrincipalDep) -> str:
+        caller.require_access(retailer_id)
+        if not _RETAILER_ID.fullmatch(retailer_id):
+            raise RetailerNotFound()
+        caller.require_scope(self.scope)
+        return retailer_id
+
+
+PredictCaller = Annotated[Caller, Depends(Needs(Scope.predict))]
+EventsCaller = Annotated[Caller, Depends(Needs(Scope.events))]
+ReadRetailer = Annotated[str, Depends(OnRetailer(Scope.read))]
+ManagedRetailer = Annotated[str, Depends(OnRetailer(Scope.manage))]
 
 
 async def tenant(svc: Services, retailer_id: str) -> Tenant:

@@ -5,10 +5,11 @@ the raw JSON, a dot product of a few dozen numbers and one orjson dump: tens of 
 Routing, dependency injection and response models would cost ten times that (see
 ``benchmarks/README.md``). So this thin ASGI layer sits in front of the FastAPI app and answers
 the common case itself: a JSON body of a sane size, a key already in the cache, a valid cart
-for a retailer already loaded. Everything else (no or unknown key, bad JSON, a cache miss, a
-cart the retailer's configuration rules out, other routes) is replayed, byte for byte, to the
-FastAPI app, which has the one definition of every error. The answers are therefore the same
-either way; ``tests/api/test_fastlane.py`` checks it, request by request.
+for a retailer already loaded. Everything else (no or unknown key, a key without the ``predict``
+scope, bad JSON, a cache miss, a cart the retailer's configuration rules out, other routes) is
+replayed, byte for byte, to the FastAPI app, which has the one definition of every error. The
+answers are therefore the same either way; ``tests/api/test_fastlane.py`` checks it, request by
+request.
 
 Every request enters here, so the lane also times them all for the metrics, and turns away
 a call over its retailer's rate limit (``ratelimit.py``) before its body is read: a flood of
@@ -30,11 +31,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cartpredict.api.deps import json_response
 from cartpredict.api.ratelimit import CHARGED, RateLimiter
 from cartpredict.core.errors import CartPredictError
+from cartpredict.core.scopes import Scope as KeyScope
 from cartpredict.monitoring.metrics import OTHER_ROUTE, Metrics
 from cartpredict.serving.container import Services
 from cartpredict.serving.schemas import CartIn
 
 PATH = "/predict_cart"
+PREDICT = KeyScope.predict.value  # the scope the route needs (``routes/predict.py``)
 MAX_FAST_BODY = 64 * 1024  # one cart is a few hundred bytes; larger bodies take the full path
 CLIENT_GONE = 499  # recorded (never sent) when the client disconnects mid-request
 _JSON = b"application/json"
@@ -144,7 +147,9 @@ class FastLane:
             if wait:
                 await self._refuse(wait, scope, receive, send)
                 return 429, None
-        if caller.retailer_id is not None and caller.retailer_id != cart.retailer_id:
+        if caller.retailer_id is not None and (
+            caller.retailer_id != cart.retailer_id or PREDICT not in caller.scopes
+        ):  # the framework has the one answer: the retailer's 404 first, then the scope's 403
             return None, body
         tenant = self._tenants.cached(cart.retailer_id)
         if tenant is None:

@@ -33,7 +33,7 @@ from typing import Any
 from starlette.types import Scope
 
 from cartpredict.core.errors import TooManyRequests
-from cartpredict.serving.auth import Principal
+from cartpredict.serving.principal import Principal
 
 log = logging.getLogger(__name__)
 

@@ -171,8 +171,8 @@ def _speed_days(text: str) -> tuple[str, float]:
 def retailer_rotate_key(retailer_id: str) -> None:
     """Revoke RETAILER_ID's keys and print a new one."""
     with _opened() as svc:
-        key = svc.retailers.rotate_key(retailer_id)
-    _echo_json({"retailer_id": retailer_id, "api_key": key})
+        issued = svc.keys.replace_all(retailer_id)
+    _echo_json({"retailer_id": retailer_id, "api_key": issued.secret})
 
 
 # --- models ----------------------------------------------------------------------------------

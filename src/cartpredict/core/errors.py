@@ -85,12 +85,39 @@ class Forbidden(CartPredictError):
     default_message = "This operation needs the operator key."
 
 
+class MissingScope(Forbidden):
+    """A retailer's key without the scope an operation needs (checked after the retailer, so
+    another tenant's retailer still looks like none); or a key granting, to a key it makes, a
+    scope it lacks itself."""
+
+    code = "missing_scope"
+
+    def __init__(self, *scopes: str, granting: bool = False) -> None:
+        names = ", ".join(f"'{s}'" for s in scopes)
+        plural = "s" if len(scopes) > 1 else ""
+        message = (
+            f"A key can grant only the scopes it has: this key lacks the {names} scope{plural}."
+            if granting
+            else f"This API key lacks the {names} scope{plural}, which this operation needs."
+        )
+        details = [{"field": "scope", "reason": f"this key lacks '{s}'"} for s in scopes]
+        super().__init__(message, details=details)
+
+
 class RetailerNotFound(CartPredictError):
     """Also what a key gets for another tenant's retailer: the same bytes, nothing revealed."""
 
     status = 404
     code = "retailer_not_found"
     default_message = "No such retailer."
+
+
+class KeyNotFound(CartPredictError):
+    """No live key of this id for this retailer (another retailer's key id included)."""
+
+    status = 404
+    code = "key_not_found"
+    default_message = "No such API key for this retailer."
 
 
 class RouteNotFound(CartPredictError):

@@ -1,7 +1,10 @@
-"""In-process cache of what serving needs per retailer: its config, its model, its keys.
+"""In-process cache of what serving needs per retailer: its config, its model, its keys (each
+as the principal it makes, with its scopes and expiry).
 
 Invalidation bumps a per-retailer generation (and a cache-wide epoch, for key lookups that do
-not yet know their retailer), so a load that raced with a change is not stored over it.
+not yet know their retailer), so a load that raced with a change is not stored over it. Any
+change to a retailer's keys invalidates the retailer, here and, through ``sync.py``, in every
+worker: a revoked or rotated key leaves every cache with the rest of its retailer's keys.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from cartpredict.decisions.policy import RecoveryPolicy
 from cartpredict.models import ServedModel
 from cartpredict.models.recovery import RecoveryModel
 from cartpredict.serving.policies import policy_of, salt_of
+from cartpredict.serving.principal import Principal
 from cartpredict.storage import Retailer
 
 
@@ -54,7 +58,7 @@ class Tenant:
 class TenantCache:
     def __init__(self) -> None:
         self._tenants: dict[str, Tenant] = {}
-        self._keys: dict[str, str] = {}  # key hash -> retailer id
+        self._keys: dict[str, Principal] = {}  # by key hash
         self._keys_of: dict[str, set[str]] = {}
         self._generation: dict[str, int] = {}
         self._epoch = 0  # bumped by every invalidation; guards key loads
@@ -88,7 +92,7 @@ class TenantCache:
         if self.generation(rid) == generation:
             self._tenants[rid] = tenant
 
-    def retailer_for_key(self, key_hash: str) -> str | None:
+    def principal_for_key(self, key_hash: str) -> Principal | None:
         found = self._keys.get(key_hash)
         if found is None:
             self.misses["key"] += 1
@@ -96,11 +100,11 @@ class TenantCache:
             self.hits["key"] += 1
         return found
 
-    def put_key(self, key_hash: str, retailer_id: str, *, epoch: int) -> None:
+    def put_key(self, key_hash: str, principal: Principal, *, epoch: int) -> None:
         """Store a key looked up when the cache was at ``epoch``, unless anything changed since."""
-        if self._epoch == epoch:
-            self._keys[key_hash] = retailer_id
-            self._keys_of.setdefault(retailer_id, set()).add(key_hash)
+        if self._epoch == epoch and principal.retailer_id is not None:
+            self._keys[key_hash] = principal
+            self._keys_of.setdefault(principal.retailer_id, set()).add(key_hash)
 
     def invalidate(self, retailer_id: str) -> None:
         self._epoch += 1

@@ -14,6 +14,7 @@ from cartpredict.monitoring.stats import StatsService
 from cartpredict.serving.auth import Authenticator
 from cartpredict.serving.cache import TenantCache
 from cartpredict.serving.events import EventService
+from cartpredict.serving.keys import KeyService
 from cartpredict.serving.policies import policy_of
 from cartpredict.serving.predict import Predictor
 from cartpredict.serving.retailers import RetailerService
@@ -32,6 +33,7 @@ class Services:
     tenants: Tenants
     auth: Authenticator
     retailers: RetailerService
+    keys: KeyService
     predictor: Predictor
     events: EventService
     models: ModelService
@@ -68,8 +70,9 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         store=store,
         cache=cache,
         tenants=tenants,
-        auth=Authenticator(store=store, cache=cache, operator_key=operator_key),
+        auth=Authenticator(store=store, cache=cache, operator_key=operator_key, clock=clock),
         retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
+        keys=KeyService(store=store, notifier=notifier, clock=clock),
         predictor=Predictor(metrics, recorder),
         events=EventService(store=store, clock=clock),
         models=ModelService(tenants=tenants, registry=registry, notifier=notifier, clock=clock),

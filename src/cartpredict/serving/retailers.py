@@ -1,5 +1,5 @@
-"""Retailers as the operator manages them: onboarding, changes, key rotation, erasure; and what
-a retailer's configuration allows in a cart.
+"""Retailers as the operator manages them: onboarding, changes, erasure (their keys:
+``keys.py``); and what a retailer's configuration allows in a cart.
 
 Callers have already decided the caller may act on the retailer (see ``auth.Principal``).
 """
@@ -19,7 +19,7 @@ from cartpredict.serving.auth import hash_key, new_api_key
 from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
-from cartpredict.storage import DuplicateRetailer, KeyStore, RegistryStore, Retailer, RetailerStore
+from cartpredict.storage import DuplicateRetailer, RegistryStore, Retailer, RetailerStore
 
 
 def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
@@ -50,8 +50,8 @@ def retailer_record(spec: RetailerCreate, now: datetime) -> Retailer:
     )
 
 
-class RetailerAdminStore(RetailerStore, KeyStore, RegistryStore, Protocol):
-    """Onboarding, changing, rotating and erasing retailers."""
+class RetailerAdminStore(RetailerStore, RegistryStore, Protocol):
+    """Onboarding, changing and erasing retailers."""
 
 
 class RetailerService:
@@ -107,17 +107,6 @@ class RetailerService:
         if not self._store.delete_retailer(retailer_id=retailer_id, at=self._clock()):
             raise RetailerNotFound()
         self._notifier.changed(retailer_id)
-
-    def rotate_key(self, retailer_id: str) -> str:
-        """Revoke every key of the retailer and issue a new one (atomically: after concurrent
-        rotations, only the last one's key is valid)."""
-        key = new_api_key()
-        if not self._store.replace_api_keys(
-            retailer_id=retailer_id, key_hash=hash_key(key), at=self._clock()
-        ):
-            raise RetailerNotFound()
-        self._notifier.changed(retailer_id)
-        return key
 
 
 def cart_problems(retailer: Retailer, cart: Any, prefix: str = "") -> list[dict[str, str]]:

@@ -29,11 +29,12 @@ from pydantic import (
 
 from cartpredict.core import currency
 from cartpredict.core.clock import rfc3339
+from cartpredict.core.scopes import KEY_NAME_PATTERN, MAX_GRACE, Scope, in_order
 from cartpredict.core.vocabulary import Channel, DeviceType
 from cartpredict.decisions.policy import DEFAULT_EXPLORE_SHARE
 from cartpredict.privacy.personal import not_personal
 from cartpredict.serving.policies import policy_of
-from cartpredict.storage import Retailer
+from cartpredict.storage import ApiKey, Retailer
 
 MAX_BATCH = 1000
 
@@ -378,9 +379,85 @@ class RetailerCreated(RetailerPublic):
     api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
 
 
-class ApiKeyOut(BaseModel):
+# --- API keys --------------------------------------------------------------------------------
+
+
+KeyName = Annotated[
+    str,
+    StringConstraints(pattern=KEY_NAME_PATTERN),
+    Field(
+        description="Lower-case letters, digits, '_' and '-', starting with a letter; 1-32 "
+        "characters; unique among the retailer's live keys",
+        examples=["marketing"],
+    ),
+]
+KeyScopes = Annotated[
+    list[Scope],
+    Field(
+        min_length=1,
+        description="What the key may do: predict (POST /predict_cart, /predict_cart/batch), "
+        "events (POST /events), read (every GET on the retailer), manage (changes to the "
+        "retailer, its model and its keys)",
+    ),
+    AfterValidator(_unique),
+]
+
+
+class KeyCreate(_Request):
+    """A named key beside the retailer's others, or, with ``replace``, instead of them."""
+
+    name: KeyName
+    scopes: KeyScopes
+    replace: StrictBool = Field(False, description="Revoke every other key of the retailer")
+
+
+class KeyRotate(_Request):
+    grace_seconds: StrictInt = Field(
+        0,
+        ge=0,
+        le=int(MAX_GRACE.total_seconds()),
+        description="How long the old secret keeps working (0: it is revoked at once)",
+    )
+
+
+class KeyPublic(BaseModel):
+    key_id: str = Field(description="The key's public id (not a secret)")
+    name: str
+    scopes: list[Scope]
+    created_at: str
+    expires_at: str | None = Field(
+        description="When a rotated key stops working (null: until it is revoked)"
+    )
+
+
+def key_public(key: ApiKey) -> dict[str, Any]:
+    """A key as the API shows it: never its secret, nor the secret's hash."""
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "scopes": in_order(key.scopes),
+        "created_at": rfc3339(key.created_at),
+        "expires_at": rfc3339(key.expires_at) if key.expires_at is not None else None,
+    }
+
+
+class KeysOut(BaseModel):
+    retailer_id: str
+    keys: list[KeyPublic] = Field(description="The live keys, oldest first")
+
+
+class ApiKeyOut(KeyPublic):
     retailer_id: str
     api_key: str = Field(description="Shown once: store it now. Only its hash is kept.")
+
+
+class Replaced(BaseModel):
+    key_id: str
+    expires_at: str = Field(description="When the old secret stops (or stopped) working")
+
+
+class KeyRotated(ApiKeyOut):
+    replaced: Replaced = Field(description="The key rotated: its id, and its end")
 
 
 # --- predictions -----------------------------------------------------------------------------

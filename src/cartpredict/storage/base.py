@@ -19,6 +19,18 @@ class NoSuchRetailer(LookupError):
     """A write for a retailer that does not exist (or no longer is the one the caller saw)."""
 
 
+class DuplicateKeyName(ValueError):
+    """Another live key of the retailer (one not being replaced by a rotation) has this name."""
+
+
+class KeyAlreadyRotated(ValueError):
+    """The key was rotated already: it works until its grace period ends, its successor on."""
+
+    def __init__(self, expires_at: datetime) -> None:
+        self.expires_at = expires_at
+        super().__init__(f"rotated already; works until {expires_at.isoformat()}")
+
+
 class EventConflict(ValueError):
     """Event ids already stored with another payload; nothing of the batch was stored."""
 
@@ -50,6 +62,21 @@ class Retailer:
 
     def attribute_kinds(self) -> dict[str, str]:
         return dict(self.attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key as stored, but for its secret (of which only a hash is kept)."""
+
+    key_id: str  # public: names the key in lists, rotations, revocations
+    retailer_id: str
+    name: str  # unique among the retailer's keys with no expiry
+    scopes: frozenset[str]  # of core.scopes.Scope
+    created_at: datetime
+    expires_at: datetime | None = None  # set when rotated: the end of its grace period
+
+    def live(self, at: datetime) -> bool:
+        return self.expires_at is None or at < self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +217,8 @@ class RetailerStore(Protocol):
     """Retailers' configuration."""
 
     def create_retailer(self, *, retailer: Retailer, key_hash: str) -> None:
-        """Insert the retailer with its first API key; DuplicateRetailer on a duplicate id."""
+        """Insert the retailer with its first API key (its "default" key, with every scope);
+        DuplicateRetailer on a duplicate id."""
 
     def get_retailer(self, *, retailer_id: str) -> Retailer | None: ...
 
@@ -212,17 +240,47 @@ class RetailerStore(Protocol):
 
 
 class KeyStore(Protocol):
-    """API keys, as hashes."""
+    """API keys: a hash of each secret, and its public id, name, scopes and expiry. A key is
+    live until it is revoked or its rotation's grace period ends (``ApiKey.live``); every
+    change to a retailer's keys tells the change feed, so every worker drops the keys it
+    cached for that retailer."""
 
-    def add_api_key(self, *, retailer_id: str, key_hash: str, created_at: datetime) -> bool:
-        """False when the retailer does not exist."""
+    def add_api_key(self, *, key: ApiKey, key_hash: str, replace: bool = False) -> bool:
+        """Add the key beside the retailer's others; with ``replace``, instead of all of them.
+        One transaction that holds the retailer's row: concurrent replacements run one after
+        the other and leave exactly one key, the last one's. False when the retailer does not
+        exist; DuplicateKeyName when another live key without expiry has the name (never with
+        ``replace``)."""
 
-    def replace_api_keys(self, *, retailer_id: str, key_hash: str, at: datetime) -> bool:
-        """Revoke every key of the retailer and add this one, atomically; concurrent calls for
-        one retailer leave exactly one key, the last one's. False when the retailer does not
-        exist."""
+    def rotate_api_key(
+        self,
+        *,
+        retailer_id: str,
+        key_id: str,
+        new_key_id: str,
+        key_hash: str,
+        at: datetime,
+        expires_at: datetime | None,
+    ) -> ApiKey | None:
+        """Give the key a successor: ``new_key_id`` and the new secret, the same name and
+        scopes, created ``at``; the old key then works until ``expires_at`` (None, or a time
+        not after ``at``: it is revoked at once). Return the successor; None when the retailer
+        has no live key of that id. NoSuchRetailer when there is no such retailer;
+        KeyAlreadyRotated when the key has a successor already."""
 
-    def retailer_for_key(self, *, key_hash: str) -> str | None: ...
+    def revoke_api_key(self, *, retailer_id: str, key_id: str, at: datetime) -> bool:
+        """Revoke one live key of the retailer (a key in its grace period too); False when
+        there is none of that id. NoSuchRetailer when there is no such retailer."""
+
+    def api_keys(self, *, retailer_id: str, at: datetime) -> Sequence[ApiKey] | None:
+        """The retailer's live keys, oldest first; None when there is no such retailer."""
+
+    def api_key(self, *, key_hash: str) -> ApiKey | None:
+        """Operator-level: the key with this hash, whoever's it is and whatever its expiry
+        (the caller judges that against its clock)."""
+
+    def key_live(self, *, key_id: str, at: datetime) -> bool:
+        """Operator-level: whether the key of this id is live (one indexed read)."""
 
 
 class EventStore(Protocol):

@@ -23,10 +23,11 @@ from sqlalchemy import (
     text,
 )
 
+from cartpredict.core.scopes import KEY_ID_LENGTH
 from cartpredict.storage.base import ABANDONMENT  # the registry kinds (base.py)
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0013"
+SCHEMA_REVISION = "0014"
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
@@ -103,6 +104,8 @@ policy_versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# A key: the hash of its secret, its public id, name and scopes ("predict,read": a sorted,
+# comma-separated list of core.scopes names), and, once rotated, the end of its grace period.
 api_keys = Table(
     "api_keys",
     metadata,
@@ -115,7 +118,15 @@ api_keys = Table(
         index=True,
     ),
     Column("created_at", UTCDateTime, nullable=False),
-)
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Index("ux_api_keys_key_id", "key_id", unique=True),
+    # one key of a name per retailer, but for rotated keys in their grace period
+    Index("ux_api_keys_name", "retailer_id", "name", unique=True,
+          sqlite_where=text("expires_at IS NULL"), postgresql_where=text("expires_at IS NULL")),
+)  # fmt: skip
 
 changes = Table(
     "changes",

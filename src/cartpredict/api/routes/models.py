@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from cartpredict.api.deps import RetailerIdDep, ServicesDep, blocking, json_response
+from cartpredict.api.deps import ManagedRetailer, ReadRetailer, ServicesDep, blocking, json_response
 from cartpredict.api.routes.docs import errors
 from cartpredict.serving.schemas import ModelOut
 
@@ -15,18 +15,18 @@ router = APIRouter(tags=["models"])
 @router.get(
     "/retailer/{retailer_id}/model",
     response_model=ModelOut,
-    responses=errors(401, 404),
+    responses=errors(401, 403, 404),
     summary="The model serving this retailer, explained",
 )
-async def get_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+async def get_model(retailer_id: ReadRetailer, svc: ServicesDep) -> Response:
     return json_response(await blocking(svc, svc.models.info, retailer_id))
 
 
 @router.post(
     "/retailer/{retailer_id}/model/rollback",
     response_model=ModelOut,
-    responses=errors(401, 404, 409),
+    responses=errors(401, 403, 404, 409),
     summary="Serve the previously promoted version again",
 )
-async def rollback_model(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+async def rollback_model(retailer_id: ManagedRetailer, svc: ServicesDep) -> Response:
     return json_response(await blocking(svc, svc.models.rollback, retailer_id))

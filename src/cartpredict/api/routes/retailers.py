@@ -1,12 +1,13 @@
-"""Retailer configuration: create (operator), read, change, erase; rotate API keys."""
+"""Retailer configuration: create (operator), read, change, erase (its keys: ``keys.py``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
 from cartpredict.api.deps import (
+    ManagedRetailer,
     OperatorDep,
-    RetailerIdDep,
+    ReadRetailer,
     ServicesDep,
     blocking,
     json_response,
@@ -14,7 +15,6 @@ from cartpredict.api.deps import (
 )
 from cartpredict.api.routes.docs import errors
 from cartpredict.serving.schemas import (
-    ApiKeyOut,
     RetailerCreate,
     RetailerCreated,
     RetailerPublic,
@@ -44,10 +44,10 @@ async def create_retailer(spec: RetailerCreate, _: OperatorDep, svc: ServicesDep
 @router.get(
     "/retailer/{retailer_id}",
     response_model=RetailerPublic,
-    responses=errors(401, 404),
+    responses=errors(401, 403, 404),
     summary="A retailer's configuration",
 )
-async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+async def get_retailer(retailer_id: ReadRetailer, svc: ServicesDep) -> Response:
     found = await tenant(svc, retailer_id)
     return json_response(retailer_public(found.retailer))
 
@@ -55,11 +55,11 @@ async def get_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response
 @router.patch(
     "/retailer/{retailer_id}",
     response_model=RetailerPublic,
-    responses=errors(401, 404, 413, 415, 422),
+    responses=errors(401, 403, 404, 413, 415, 422),
     summary="Change some of a retailer's configuration",
 )
 async def update_retailer(
-    retailer_id: RetailerIdDep, changes: RetailerUpdate, svc: ServicesDep
+    retailer_id: ManagedRetailer, changes: RetailerUpdate, svc: ServicesDep
 ) -> Response:
     retailer = await blocking(svc, svc.retailers.update, retailer_id, changes.changes())
     return json_response(retailer_public(retailer))
@@ -68,21 +68,9 @@ async def update_retailer(
 @router.delete(
     "/retailer/{retailer_id}",
     status_code=204,
-    responses=errors(401, 404),
+    responses=errors(401, 403, 404),
     summary="Erase a retailer and every row of its data",
 )
-async def delete_retailer(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
+async def delete_retailer(retailer_id: ManagedRetailer, svc: ServicesDep) -> Response:
     await blocking(svc, svc.retailers.delete, retailer_id)
     return Response(status_code=204)
-
-
-@router.post(
-    "/retailer/{retailer_id}/keys",
-    status_code=201,
-    response_model=ApiKeyOut,
-    responses=errors(401, 404),
-    summary="Issue a new API key and revoke all earlier ones",
-)
-async def rotate_key(retailer_id: RetailerIdDep, svc: ServicesDep) -> Response:
-    key = await blocking(svc, svc.retailers.rotate_key, retailer_id)
-    return json_response({"retailer_id": retailer_id, "api_key": key}, 201)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from cartpredict.api.deps import RetailerIdDep, ServicesDep, blocking, json_response
+from cartpredict.api.deps import ReadRetailer, ServicesDep, blocking, json_response
 from cartpredict.api.routes.docs import errors
 from cartpredict.monitoring.stats import MAX_DAYS
 from cartpredict.serving.schemas import StatsOut
@@ -17,11 +17,11 @@ router = APIRouter(tags=["stats"])
 @router.get(
     "/retailer/{retailer_id}/stats",
     response_model=StatsOut,
-    responses=errors(401, 404, 422),
+    responses=errors(401, 403, 404, 422),
     summary="Carts scored per day, their outcomes, realised precision and recall, and drift",
 )
 async def get_stats(
-    retailer_id: RetailerIdDep,
+    retailer_id: ReadRetailer,
     svc: ServicesDep,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days back from today (UTC)")] = 30,
 ) -> Response:

@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cartpredict.storage.base import DuplicateRetailer, Retailer
+from cartpredict.core.scopes import ALL_SCOPES, DEFAULT_KEY_NAME, new_key_id
+from cartpredict.storage.base import ApiKey, DuplicateRetailer, Retailer
+from cartpredict.storage.sql.keys import key_row
 from cartpredict.storage.sql.session import SqlSession, lock_retailer, record_change
 from cartpredict.storage.tables import TENANT_TABLES, api_keys, policy_versions, retailers
 
@@ -51,13 +53,9 @@ class RetailerRows(SqlSession):
                         created_at=retailer.created_at,
                     )
                 )
-                conn.execute(
-                    insert(api_keys).values(
-                        key_hash=key_hash,
-                        retailer_id=retailer.retailer_id,
-                        created_at=retailer.created_at,
-                    )
-                )
+                first = ApiKey(new_key_id(), retailer.retailer_id, DEFAULT_KEY_NAME, ALL_SCOPES,
+                               retailer.created_at)  # fmt: skip
+                conn.execute(insert(api_keys).values(key_row(first, key_hash)))
                 record_change(conn, retailer.retailer_id, retailer.created_at)
         except IntegrityError:
             raise DuplicateRetailer(retailer.retailer_id) from None
