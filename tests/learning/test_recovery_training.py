@@ -188,3 +188,19 @@ def test_a_later_training_that_learns_nothing_keeps_the_served_model_and_says_bo
     (popup,) = model_info(settings, clock, "alone")["recovery"]["actions"]
     assert popup["serves"] == "own"  # the version served, not the latest attempt
     assert popup["last_training"] == {"reason": "too_few_treated", "treated": 0, "control": 0}
+
+
+def test_rolling_back_the_recovery_models_serves_the_earlier_version(world: Any) -> None:
+    svc, settings, clock = world
+    decide_and_respond(svc, "alone", 2400, seed=9)
+    first = train(svc)["alone"]
+    decide_and_respond(svc, "alone", 2400, seed=10, day=4)
+    second = train(svc, day=7)["alone"]
+    assert first.status == second.status == "promoted"
+    assert first.version != second.version
+    abandonment = svc.models.info("alone")["model_version"]
+    info = svc.models.rollback("alone", RECOVERY)
+    assert info["recovery"]["version"] == first.version
+    assert info["model_version"] == abandonment  # the abandonment model is untouched
+    svc.cache.clear()
+    assert model_info(settings, clock, "alone")["recovery"]["version"] == first.version

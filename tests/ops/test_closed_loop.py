@@ -42,3 +42,21 @@ def test_the_report_names_every_store_and_curve(loop) -> None:
     share = loop.send_time["within_one_step"]
     assert share is None or 0.0 <= share <= 1.0
     json.dumps(loop.to_dict())  # the report is plain JSON
+
+
+def test_the_html_report_shows_the_qini_curves_profit_and_send_time(loop, tmp_path) -> None:
+    from cartpredict.learning.loop_report import write_loop_report
+
+    paths = write_loop_report([loop.to_dict()], tmp_path)
+    assert json.loads(paths["json"].read_text())[0]["seed"] == 3
+    for image in ("qini", "profit"):
+        assert paths[image].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = paths["index"].read_text()
+    assert 'src="qini.png"' in page and 'src="profit.png"' in page
+    for action in loop.qini:
+        assert action in page
+    oracle = f"{loop.profit_per_1000['oracle']:,.0f}"
+    assert oracle in page  # the profit table holds the figures of the run
+    assert "within one step" in page
+    with pytest.raises(ValueError):
+        write_loop_report([], tmp_path)

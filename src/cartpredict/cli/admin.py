@@ -7,6 +7,7 @@ import os
 import click
 
 from cartpredict.cli.common import _echo_json, _opened, _parse, _redacted, _settings, _upgrade
+from cartpredict.storage import ABANDONMENT, RECOVERY
 
 # --- db --------------------------------------------------------------------------------------
 
@@ -185,8 +186,14 @@ def model() -> None:
 
 @model.command("rollback")
 @click.argument("retailer_id")
-def model_rollback(retailer_id: str) -> None:
+@click.option("--kind", type=click.Choice([ABANDONMENT, RECOVERY]), default=ABANDONMENT,
+              show_default=True,
+              help="The abandonment model, or the recovery models of the decisions.")  # fmt: skip
+def model_rollback(retailer_id: str, kind: str) -> None:
     """Serve RETAILER_ID's previously promoted model again."""
     with _opened() as svc:
-        info = svc.models.rollback(retailer_id)
+        info = svc.models.rollback(retailer_id, kind)
+    if kind == RECOVERY:
+        click.echo(f"{retailer_id}'s decisions now served by {info['recovery']['version']}")
+        return
     click.echo(f"{retailer_id} now served by {info['model_version']}")

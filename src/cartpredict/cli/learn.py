@@ -107,9 +107,10 @@ def _fmt(value: float | None) -> str:
 @click.command()
 @click.option(
     "--dataset",
-    type=click.Choice(["simulated", "online-shoppers"]),
+    type=click.Choice(["simulated", "online-shoppers", "closed-loop"]),
     default="simulated",
     show_default=True,
+    help="closed-loop: decide with the priors, learn who responds, decide again (uplift-loop)",
 )
 @click.option(
     "--train",
@@ -128,6 +129,8 @@ def _fmt(value: float | None) -> str:
 @click.option("--retailers", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--days", default=14, show_default=True, type=click.IntRange(2, 365))
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 1000),
+              help="closed-loop: how many seeds, from --seed (about 90 s each)")  # fmt: skip
 @click.option(
     "--truth",
     type=click.Choice(["logistic", "curved"]),
@@ -150,13 +153,18 @@ def evaluate(
     retailers: int,
     days: int,
     seed: int,
+    seeds: int,
     truth: str,
     out: Path | None,
     as_json: bool,
 ) -> None:
-    """Evaluate the learning pipeline: on simulated retailers (against the oracle), or on the
-    UCI Online Shoppers data as one retailer with custom attributes."""
+    """Evaluate the learning pipeline: on simulated retailers (against the oracle), on the
+    UCI Online Shoppers data as one retailer with custom attributes, or the decisions' closed
+    loop (Qini curves, profit per policy, send time)."""
     _require_learning()
+    if dataset == "closed-loop":
+        _closed_loop(range(seed, seed + seeds), out=out, as_json=as_json)
+        return
     if dataset == "online-shoppers":
         from cartpredict.learning.datasets import online_shoppers
 
@@ -320,33 +328,50 @@ def uplift_loop(
     per 1,000 carts. Gain share: (policy − no action) / (oracle − no action).
     """
     _require_learning()
+    _closed_loop(range(first_seed, first_seed + seeds), stores=stores,
+                 carts_per_day=carts_per_day, explore_share=explore_share,
+                 time_share=time_share, as_json=as_json)  # fmt: skip
+
+
+def _closed_loop(
+    seeds: range, *, out: Path | None = None, as_json: bool = False, **options: Any
+) -> None:
+    """Run the closed loop per seed, print a line each (or every run as JSON at the end), and
+    write the report into ``out``."""
     from cartpredict.ops.closed_loop import run
 
     runs = []
-    for seed in range(first_seed, first_seed + seeds):
-        loop = run(seed, stores=stores, carts_per_day=carts_per_day,
-                   explore_share=explore_share, time_share=time_share)  # fmt: skip
+    for seed in seeds:
+        loop = run(seed, **options)
         runs.append(loop)
-        if as_json:
-            continue
-        p = loop.profit_per_1000
+        if not as_json:
+            click.echo(_loop_line(loop))
+    if out is not None:
+        from cartpredict.learning.loop_report import write_loop_report
 
-        def share(name: str, loop: Any = loop) -> str:
-            return _fmt(loop.gain_share(name))
-
-        uniform = max(v for k, v in p.items() if k.startswith("uniform:") or k == "no_action")
-        email = loop.qini.get("reminder_email") or next(iter(loop.qini.values()))
-        click.echo(
-            f"seed {seed:>3}  gain share: prior {share('prior')} learnt {share('learnt')} "
-            f"pooled {share('pooled')} true rates {share('true_rates')}  "
-            f"learnt/oracle {loop.learnt_to_oracle:.3f}  beats uniform {p['learnt'] > uniform}  "
-            f"Qini model {email['model']['coefficient']:+.4f} prior "
-            f"{email['prior']['coefficient']:+.4f} oracle {email['oracle']['coefficient']:+.4f}  "
-            f"send time within a step {_fmt(loop.send_time['within_one_step'])}  "
-            f"exploring costs {p['prior'] - loop.explored_profit_per_1000:.0f}/1000"
-        )
+        paths = write_loop_report([r.to_dict() for r in runs], out)
+        click.echo(f"report: {paths['index']}", err=as_json)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in runs]))
         return
     better = sum(r.profit_per_1000["learnt"] > r.profit_per_1000["prior"] for r in runs)
     click.echo(f"learnt decisions beat the prior-based ones in {better} of {len(runs)} seeds")
+
+
+def _loop_line(loop: Any) -> str:
+    p = loop.profit_per_1000
+
+    def share(name: str) -> str:
+        return _fmt(loop.gain_share(name))
+
+    uniform = max(v for k, v in p.items() if k.startswith("uniform:") or k == "no_action")
+    email = loop.qini.get("reminder_email") or next(iter(loop.qini.values()))
+    return (
+        f"seed {loop.seed:>3}  gain share: prior {share('prior')} learnt {share('learnt')} "
+        f"pooled {share('pooled')} true rates {share('true_rates')}  "
+        f"learnt/oracle {loop.learnt_to_oracle:.3f}  beats uniform {p['learnt'] > uniform}  "
+        f"Qini model {email['model']['coefficient']:+.4f} prior "
+        f"{email['prior']['coefficient']:+.4f} oracle {email['oracle']['coefficient']:+.4f}  "
+        f"send time within a step {_fmt(loop.send_time['within_one_step'])}  "
+        f"exploring costs {p['prior'] - loop.explored_profit_per_1000:.0f}/1000"
+    )

@@ -59,10 +59,12 @@ def train_recovery(
     by_offer: dict[Offer, dict[str, Experiment]] = defaultdict(dict)
     actions: dict[Offer, Action] = {}
     opted_in: set[str] = set()
+    margins: dict[str, float] = {}
     for retailer in store.list_retailers():
         rid = retailer.retailer_id
         policy = in_force(retailer.recovery_policy, retailer.currency)
         policies[rid] = policy
+        margins[rid] = policy.margin
         if retailer.pooled_learning:
             opted_in.add(rid)
         found = experiments(store, retailer, policy, start=start, end=end)
@@ -73,7 +75,9 @@ def train_recovery(
     learnt: dict[str, dict[str, Learnt]] = defaultdict(dict)
     pools: dict[Offer, tuple[RecoveryModel, int]] = {}
     for offer, data in sorted(by_offer.items()):
-        pooled, by_retailer = uplift.learn_pooled(actions[offer], data, opted_in=opted_in)
+        pooled, by_retailer = uplift.learn_pooled(
+            actions[offer], data, opted_in=opted_in, margins=margins
+        )
         if pooled is not None:
             members = sum(1 for rid in data if rid in opted_in)
             pools[offer] = (pooled, members)
@@ -108,6 +112,8 @@ def _summary(x: Learnt, action: Action) -> dict[str, Any]:
             "qini_prior": x.heldout_qini_prior,
             "loglik": x.heldout_loglik,
             "loglik_prior": x.heldout_loglik_prior,
+            "profit": x.heldout_profit,
+            "profit_prior": x.heldout_profit_prior,
         },
         "channel": action.channel,
         "discount": action.discount,

@@ -32,19 +32,40 @@ Minimum data and promotion (``learn``)
 =====================================
 An action is learnt only from at least ``MIN_TREATED`` treated carts of which
 ``MIN_TREATED_BOUGHT`` were bought, and ``MIN_CONTROL`` control carts; until then the decision
-keeps the prior and the model info says why. The newest ``HOLDOUT`` of the carts (by time) are
-held out: the penalty is the one of ``PENALTIES`` with the best held-out likelihood, and the
-model is *promoted* only if, on the held-out carts, it ranks them better than the prior does
-(a higher Qini coefficient, ``qini.py``) and predicts their purchases better (a higher
-likelihood than the prior's rate with the same calibration). A promoted model is refitted on
-every cart with the chosen penalty.
+keeps the prior and the model info says why.
+
+The penalty is a prior, not a search: each standardised weight's deviation from what it shrinks
+toward has a standard deviation of ``PRIOR_SD`` (toward the channel's prior) or ``POOLED_SD``
+(a retailer's own model toward the pooled one), i.e. a penalty of 1 / (n · sd²) on the mean
+log-likelihood of n carts. Choosing it on a held-out split, as the abandonment model does,
+failed here: an action moves the purchase of a few carts in a hundred, so the held-out
+likelihoods of every candidate penalty differed by 10⁻⁵ per cart, less than their noise, and the
+search mostly picked the flattest model. ``POOLED_SD`` is small on purpose: stores differ in
+how much they respond (their intercept, shrunk toward the pool's with a standard deviation of
+``LEVEL_SD`` in log-odds, about 20 % either way), far less in who responds and when; a
+retailer's own weights at the pool's scale, or a free intercept, cost more profit in the loop
+than they won.
+
+Promotion is cross-fitted: the carts are dealt into ``FOLDS`` folds, each fold's uplift is
+predicted by the model fitted on the others, and the candidate is *promoted* only if those
+out-of-fold predictions rank the randomised carts better than the prior does (a higher Qini
+coefficient, ``qini.py``) and its policy earns no less than the prior's on them, beyond the
+noise of that comparison (``ipw_profits``: send the action where its expected gain is
+positive, valued by inverse propensity weighting of the treated and control carts; "beyond
+the noise": by more than two standard errors of the cart-by-cart difference and more than
+``PROFIT_TOLERANCE`` of the prior policy's profit). Why not "more than
+the prior's": both policies send a cheap reminder to almost every cart, so their profits differ
+by less than the noise of either, and what the model adds to it (the send time, the choice
+between actions) is not in a one-action comparison; the guard stops a model whose targeting
+measurably loses money. Every cart is held out once: four times the evidence of a
+single held-out quarter. A promoted model is refitted on every cart.
 
 Pooling (``learn_pooled``), as for the abandonment model: the opted-in retailers'
 experiments make one pooled model (each retailer with its own calibration offset, since
-each has its own base model), promoted against the channel prior on the pool's held-out
-carts. Each retailer's own model then shrinks toward the pooled one and serves only if it
-beats it on the retailer's held-out carts; otherwise the retailer is served the pooled
-model (``reason: pooled``). A retailer not opted in learns from its own carts alone.
+each has its own base model), promoted against the channel prior. Each retailer's own model
+then shrinks toward the pooled one and serves only if it beats it on the retailer's own carts,
+cross-fitted; otherwise the retailer is served the pooled model (``reason: pooled``). A
+retailer not opted in learns from its own carts alone.
 """
 
 from __future__ import annotations
@@ -61,6 +82,7 @@ from cartpredict.learning import qini
 from cartpredict.learning.fit import sigmoid
 from cartpredict.models.recovery import (
     CART_FEATURES,
+    KNOTS,
     VALUE_CENTRE,
     RecoveryModel,
     feature_names,
@@ -70,8 +92,12 @@ EPS = 1e-9
 MIN_TREATED = 400
 MIN_TREATED_BOUGHT = 20
 MIN_CONTROL = 40
-HOLDOUT = 0.25
-PENALTIES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+PRIOR_SD = 1.0
+POOLED_SD = 0.05
+LEVEL_SD = 0.2  # a store's recovery log-odds about the pool's
+FOLDS = 4
+MARGIN = 0.35  # of cart value, when the caller does not say
+PROFIT_TOLERANCE = 0.005  # of the prior policy's profit: below it, a difference is immaterial
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,7 @@ def fit_recovery(
     prior: np.ndarray | None = None,
     prior_intercept: float = -3.0,
     C: np.ndarray | None = None,
+    intercept_penalty: float = 0.0,
     max_iter: int = 500,
 ) -> Recovery:
     """Fit ``r = σ(w · z)`` and the calibration (module docstring). ``Z``: the recovery
@@ -113,7 +140,8 @@ def fit_recovery(
     ``y``: 1 when bought within the label window. ``prior``/``prior_intercept``: what the
     weights shrink toward, on the raw scale (default: no effect of any feature and a 5 %
     recovery rate, σ(−3) ≈ 4.7 %). ``C``: the cart features the calibration may depend on
-    (None: an offset alone), shrunk toward 0 with the same ``penalty``.
+    (None: an offset alone), shrunk toward 0 with the same ``penalty``; ``intercept_penalty``:
+    the intercept's, toward the prior's, at the average treated cart (0: free).
 
     Why a calibration by feature: the base model is not exact, and where it errs by a point
     or two for some kind of cart (the size of a recovery rate), a recovery model with a
@@ -143,13 +171,14 @@ def fit_recovery(
         p = np.clip(q + t * (1.0 - q) * r, EPS, 1.0 - EPS)
         loss = -np.sum(yv * np.log(p) + (1.0 - yv) * np.log1p(-p)) / n
         loss += 0.5 * penalty * float(np.sum((w - w_prior) ** 2) + np.sum(cw**2))
+        loss += 0.5 * intercept_penalty * (b - b_prior) ** 2
         g = (yv / p - (1.0 - yv) / (1.0 - p)) / n  # d(log-lik)/dp per cart
         dq = g * q * (1.0 - q) * (1.0 - t * r)  # through the calibration
         dr = g * t * (1.0 - q) * r * (1.0 - r)  # through b + S.w
         grad = np.empty_like(theta)
         grad[0] = -np.sum(dq)
         grad[1 : 1 + k] = -(CS.T @ dq) + penalty * cw
-        grad[1 + k] = -np.sum(dr)
+        grad[1 + k] = -np.sum(dr) + intercept_penalty * (b - b_prior)
         grad[2 + k :] = -(S.T @ dr) + penalty * (w - w_prior)
         return loss, grad
 
@@ -199,7 +228,8 @@ def recovery_matrix(
     ]
     if len(feature_names(channel)) > len(CART_FEATURES):
         h = np.asarray(send_h, dtype=float)
-        columns += [h, h * h, h * x, h * h * x, h * mobile]
+        at = [h, *(np.maximum(h - k, 0.0) for k in KNOTS)]
+        columns += [*at, *(a * x for a in at), h * mobile]
     return np.column_stack(columns)
 
 
@@ -259,10 +289,12 @@ class Learnt:
     treated: int
     control: int
     penalty: float | None = None
-    heldout_qini: float | None = None  # the candidate's, on the held-out carts
+    heldout_qini: float | None = None  # the candidate's, cross-fitted on the randomised carts
     heldout_qini_prior: float | None = None
     heldout_loglik: float | None = None  # per cart
     heldout_loglik_prior: float | None = None
+    heldout_profit: float | None = None  # per randomised cart, of its policy (``ipw_profits``)
+    heldout_profit_prior: float | None = None
 
     @property
     def promoted(self) -> bool:
@@ -291,12 +323,12 @@ def learn(
     data: Experiment,
     *,
     prior: RecoveryModel | None = None,
-    heldout_from: int | None = None,
+    margin: float = MARGIN,
 ) -> Learnt:
     """One action's recovery model, promoted or not (module docstring). ``prior``: what the
-    weights shrink toward and what the model must beat on the held-out carts (default: the
-    channel's prior; a retailer in the pool: the pooled model); ``heldout_from``: the first
-    held-out cart (default: the newest ``HOLDOUT`` of them)."""
+    weights shrink toward and what the model must beat (default: the channel's prior; a
+    retailer in the pool: the pooled model); ``margin``: of cart value, for the profit of the
+    policies compared."""
     control = int(np.sum(data.randomised.astype(bool) & ~data.treated.astype(bool)))
     treated = int(data.treated.sum())
     bought_treated = int(data.bought[data.treated.astype(bool)].sum())
@@ -304,21 +336,85 @@ def learn(
         return Learnt(action.name, None, "too_few_treated", treated, control)
     if control < MIN_CONTROL:
         return Learnt(action.name, None, "too_few_control", treated, control)
-    cut = int(len(data) * (1.0 - HOLDOUT)) if heldout_from is None else heldout_from
-    fit_part, held = data.take(np.arange(cut)), data.take(np.arange(cut, len(data)))
     shrink_to = prior_model(action) if prior is None else prior
-    channel = action.channel
-    candidates = [(_fit(action, fit_part, pen, shrink_to), pen) for pen in PENALTIES]
-    scored = [(_loglik(held, fit, channel), fit, pen) for fit, pen in candidates]
-    loglik, best, penalty = max(scored, key=lambda s: s[0])
-    loglik_prior = _loglik(held, best, channel, rate=_rates(action, prior, held))
-    trial = held.take(np.flatnonzero(held.randomised.astype(bool)))
-    q_model = _heldout_qini(trial, _uplift(trial, best, channel))
-    q_prior = _heldout_qini(trial, (1.0 - trial.p0) * _rates(action, prior, trial))
-    promoted = q_model > q_prior and loglik > loglik_prior
-    served = _served(action, _fit(action, data, penalty, shrink_to)) if promoted else None
+    sd = PRIOR_SD if prior is None else POOLED_SD
+    q, rate = _cross_fitted(action, data, shrink_to, pooled=prior is not None)
+    prior_rates = _rates(action, prior, data)
+    trial = np.flatnonzero(data.randomised.astype(bool))
+    t = data.take(trial)
+    q_model = _qini_of(t, (1.0 - q[trial]) * rate[trial])
+    q_prior = _qini_of(t, (1.0 - t.p0) * prior_rates[trial])
+    gains = _gain(action, t, 1.0 - q[trial], rate[trial], margin)
+    gains_prior = _gain(action, t, 1.0 - t.p0, prior_rates[trial], margin)
+    each, each_prior = (
+        ipw_profits(action, t, gains > 0, margin),
+        ipw_profits(action, t, gains_prior > 0, margin),
+    )
+    profit, profit_prior = float(each.mean()), float(each_prior.mean())
+    noise = float(np.std(each - each_prior) / np.sqrt(max(len(t), 1)))
+    allowed = max(2.0 * noise, PROFIT_TOLERANCE * abs(profit_prior))
+    promoted = q_model > q_prior and profit >= profit_prior - allowed
+    penalty = _penalty(len(data), sd)
+    served = (
+        _served(action, _fit(action, data, shrink_to, pooled=prior is not None))
+        if promoted
+        else None
+    )
     return Learnt(action.name, served, "promoted" if promoted else "not_better", treated,
-                  control, penalty, q_model, q_prior, loglik, loglik_prior)  # fmt: skip
+                  control, penalty, q_model, q_prior, _loglik(data, q, rate),
+                  _loglik(data, q, prior_rates), profit, profit_prior)  # fmt: skip
+
+
+def _cross_fitted(
+    action: Action, data: Experiment, shrink_to: RecoveryModel, *, pooled: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each cart's P(purchase | control) and recovery rate at its send time, from the model
+    fitted on the folds it is not in."""
+    q, rate = np.zeros(len(data)), np.zeros(len(data))
+    every = np.arange(len(data))
+    for k in range(FOLDS):
+        held = every[k::FOLDS]
+        part = data.take(np.setdiff1d(every, held))
+        fit = _fit(action, part, shrink_to, pooled=pooled)
+        fold = data.take(held)
+        Z = fold.matrix(action.channel)
+        q[held] = fit.base(fold.p0, fold.calibration_matrix(Z))
+        rate[held] = fit.rate(Z)
+    return q, rate
+
+
+def _penalty(n: int, sd: float) -> float:
+    return 1.0 / (max(n, 1) * sd * sd)
+
+
+def _gain(
+    action: Action, data: Experiment, lost: np.ndarray, rate: np.ndarray, margin: float
+) -> np.ndarray:
+    """The decision's expected gain of the action at each cart's send time
+    (``decisions/gain.py``): r·(1 − p₀)·v·(m − d) − p₀·v·d − c."""
+    v, d = data.value, action.discount
+    return np.asarray(rate * lost * v * (margin - d) - (1.0 - lost) * v * d - action.cost)
+
+
+def ipw_profits(action: Action, data: Experiment, send: np.ndarray, margin: float) -> np.ndarray:
+    """Per randomised cart, its term of the expected profit of sending the action where
+    ``send`` (their mean): each treated cart the policy would treat, and each control cart it
+    would leave alone, counts its realised profit divided by the chance of its group (inverse
+    propensity weighting: unbiased, as the group is drawn at random); the others count 0. A
+    cart's profit: its margin if bought, less the discount given to a treated one, less the
+    action's cost."""
+    treated = data.treated.astype(bool)
+    if treated.all() or not treated.any():
+        return np.zeros(len(data))
+    share = float(treated.mean())
+    bought = data.bought.astype(float)
+    profit = np.where(
+        treated,
+        bought * data.value * (margin - action.discount) - action.cost,
+        bought * data.value * margin,
+    )
+    weight = np.where(treated, send / share, ~send / (1.0 - share))
+    return np.asarray(weight * profit)
 
 
 def learn_pooled(
@@ -326,35 +422,30 @@ def learn_pooled(
     experiments: Mapping[str, Experiment],
     *,
     opted_in: Collection[str] | None = None,
+    margins: Mapping[str, float] | None = None,
 ) -> tuple[RecoveryModel | None, dict[str, Learnt]]:
     """The pooled recovery model of the opted-in retailers' experiments (each with its own
     calibration offset), and each retailer's model shrunk toward it, promoted or not on the
-    retailer's own held-out carts; a retailer not ``opted_in`` (default: every one is) learns
-    from its own carts alone, and its carts take no part in the pool. (None, ...) when the
-    pool does not beat the prior."""
+    retailer's own carts; a retailer not ``opted_in`` (default: every one is) learns from its
+    own carts alone, and its carts take no part in the pool. (None, ...) when the pool does
+    not beat the prior. ``margins``: each retailer's margin (default ``MARGIN``); the pool's
+    policies are valued at their median."""
+
+    def margin(name: str) -> float:
+        return MARGIN if margins is None else margins.get(name, MARGIN)
+
     alone = {n for n in experiments if opted_in is not None and n not in opted_in}
-    out = {n: learn(action, experiments[n]) for n in sorted(alone)}
-    model, pooled = _learn_pool(action, {n: e for n, e in experiments.items() if n not in alone})
-    return model, {**out, **pooled}
-
-
-def _learn_pool(
-    action: Action, experiments: Mapping[str, Experiment]
-) -> tuple[RecoveryModel | None, dict[str, Learnt]]:
-    names = sorted(experiments)
+    out = {n: learn(action, experiments[n], margin=margin(n)) for n in sorted(alone)}
+    names = sorted(n for n in experiments if n not in alone)
     if not names:
-        return None, {}
-    parts = {n: _split(experiments[n]) for n in names}
-    fit_all = _concat([parts[n][0] for n in names], codes=range(len(names)))
-    held_all = _concat([parts[n][1] for n in names], codes=range(len(names)))
-    pool = _concat([fit_all, held_all], codes=None)
-    pooled = learn(action, pool, heldout_from=len(fit_all))
-    model = pooled.served
-    if model is None:  # the pool does not beat the prior: each retailer on its own
-        return None, {n: learn(action, experiments[n]) for n in names}
-    out = {}
+        return None, out
+    pool = _concat([experiments[n] for n in names], codes=range(len(names)))
+    model = learn(action, pool, margin=float(np.median([margin(n) for n in names]))).served
     for name in names:
-        own = learn(action, experiments[name], prior=model)
+        if model is None:  # the pool does not beat the prior: each retailer on its own
+            out[name] = learn(action, experiments[name], margin=margin(name))
+            continue
+        own = learn(action, experiments[name], prior=model, margin=margin(name))
         out[name] = own if own.promoted else replace(own, served=model, reason="pooled")
     return model, out
 
@@ -366,11 +457,6 @@ def _rates(action: Action, model: RecoveryModel | None, data: Experiment) -> np.
     return np.asarray(
         sigmoid(model.intercept + data.matrix(action.channel) @ np.asarray(model.weights))
     )
-
-
-def _split(data: Experiment) -> tuple[Experiment, Experiment]:
-    cut = int(len(data) * (1.0 - HOLDOUT))
-    return data.take(np.arange(cut)), data.take(np.arange(cut, len(data)))
 
 
 def _concat(parts: Sequence[Experiment], *, codes: Iterable[int] | None) -> Experiment:
@@ -386,11 +472,15 @@ def _concat(parts: Sequence[Experiment], *, codes: Iterable[int] | None) -> Expe
     return Experiment(**fields)
 
 
-def _fit(action: Action, data: Experiment, penalty: float, prior: RecoveryModel) -> Recovery:
+def _fit(action: Action, data: Experiment, prior: RecoveryModel, *, pooled: bool) -> Recovery:
+    """Fit toward ``prior``: the channel's (``pooled`` false), or the pooled model's, which
+    also shrinks the intercept (module docstring)."""
     Z = data.matrix(action.channel)
-    return fit_recovery(Z, data.p0, data.treated, data.bought, penalty=penalty,
+    sd = POOLED_SD if pooled else PRIOR_SD
+    level = _penalty(len(data), LEVEL_SD) if pooled else 0.0
+    return fit_recovery(Z, data.p0, data.treated, data.bought, penalty=_penalty(len(data), sd),
                         prior=np.asarray(prior.weights), prior_intercept=prior.intercept,
-                        C=data.calibration_matrix(Z))  # fmt: skip
+                        C=data.calibration_matrix(Z), intercept_penalty=level)  # fmt: skip
 
 
 def _served(action: Action, fit: Recovery) -> RecoveryModel:
@@ -399,26 +489,14 @@ def _served(action: Action, fit: Recovery) -> RecoveryModel:
                          discount=action.discount)  # fmt: skip
 
 
-def _uplift(data: Experiment, fit: Recovery, channel: str) -> np.ndarray:
-    """The model's P(purchase | treated) − P(purchase | control) per cart."""
-    Z = data.matrix(channel)
-    q = fit.base(data.p0, data.calibration_matrix(Z))
-    return np.asarray((1.0 - q) * fit.rate(Z))
-
-
-def _loglik(
-    data: Experiment, fit: Recovery, channel: str, *, rate: np.ndarray | None = None
-) -> float:
-    """Per cart, of the held-out carts' purchases: the fit's, or with ``rate`` in its place
-    (the prior's), under the fit's calibration either way."""
-    Z = data.matrix(channel)
-    q = fit.base(data.p0, data.calibration_matrix(Z))
-    r = fit.rate(Z) if rate is None else rate
-    p = np.clip(np.where(data.treated.astype(bool), q + (1.0 - q) * r, q), EPS, 1.0 - EPS)
+def _loglik(data: Experiment, q: np.ndarray, rate: np.ndarray) -> float:
+    """Per cart, of the carts' purchases, with P(purchase | control) = ``q`` and the action
+    recovering ``rate`` of the rest."""
+    p = np.clip(np.where(data.treated.astype(bool), q + (1.0 - q) * rate, q), EPS, 1.0 - EPS)
     y = data.bought.astype(float)
     return float(np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-def _heldout_qini(data: Experiment, score: np.ndarray) -> float:
+def _qini_of(data: Experiment, score: np.ndarray) -> float:
     curve = qini.empirical_curve(score, data.treated.astype(bool), data.bought.astype(bool))
     return qini.coefficient(curve)

@@ -18,10 +18,14 @@ Features (``z``), on the cart's value in the retailer's currency:
   ``mobile``, ``desktop``, ``tablet`` (``unknown`` is the reference) and ``mobile x
   log_value``: who the action sways;
 * for a message only (an on-site action is shown at the next page view: no time to choose),
-  ``send_h`` (hours after the last activity), its square, both times ``log_value``, and
-  ``send_h x mobile``: when. A square in ``h`` whose peak and width move with value lets the
-  model learn that a considered purchase is best reminded later than an impulse one, and is
-  forgotten more slowly.
+  ``send_h`` (hours after the last activity) and its hinges ``send_h_after_k`` = max(h − k, 0)
+  at the send grid's inner hours k = 1, 2, 3, 6, each also times ``log_value``, and ``send_h x
+  mobile``: when. The log-rate is then piecewise linear in ``h`` between the grid's hours, with
+  a slope per segment that moves with value: it can rise and fall, peak at any grid hour, and
+  peak later for a considered purchase than for an impulse one. (A square in ``h`` whose peak
+  moves with value, tried first, could not: the true response falls off both sides of a
+  peak at a rate of its own, and the square picked a send time more than one grid step from
+  the best for a quarter of the carts.)
 
 ``calibration`` is the base model's log-odds shift on the carts the model was fitted on: the
 decision reads P(purchase without action) as σ(logit p₀ + calibration).
@@ -47,13 +51,9 @@ CART_FEATURES = (
     "tablet",
     "mobile_x_log_value",
 )
-TIMING_FEATURES = (
-    "send_h",
-    "send_h_sq",
-    "send_h_x_log_value",
-    "send_h_sq_x_log_value",
-    "send_h_x_mobile",
-)
+KNOTS = (1.0, 2.0, 3.0, 6.0)  # the send grid's inner hours
+_HINGES = ("send_h", *(f"send_h_after_{k:g}" for k in KNOTS))
+TIMING_FEATURES = (*_HINGES, *(f"{h}_x_log_value" for h in _HINGES), "send_h_x_mobile")
 VALUE_CENTRE = math.log1p(60.0)
 
 
@@ -77,10 +77,14 @@ def cart_part(value: float, items: int, device: str) -> list[float]:
     ]
 
 
+def hinges(send_h: float) -> list[float]:
+    return [send_h, *(max(send_h - k, 0.0) for k in KNOTS)]
+
+
 def timing_part(cart: Sequence[float], send_h: float) -> list[float]:
     """The send-time features, from the cart's part (``cart_part``)."""
-    square = send_h * send_h
-    return [send_h, square, send_h * cart[0], square * cart[0], send_h * cart[4]]
+    at = hinges(send_h)
+    return [*at, *(a * cart[0] for a in at), send_h * cart[4]]
 
 
 @dataclass(frozen=True)
@@ -109,12 +113,13 @@ class RecoveryModel:
         base = self.intercept + math.fsum(a * b for a, b in zip(w, cart, strict=False))
         if not self.timed:
             fixed = _sigmoid(base)
-            return RateAt(fixed, 0.0, 0.0)
-        n, x = len(CART_FEATURES), cart[0]
-        # σ(base + h·(w_h + w_hx·x + w_hm·mobile) + h²·(w_h² + w_h²x·x)): a slope and a
-        # curvature per cart, two multiplications per further time
-        slope = w[n] + w[n + 2] * x + w[n + 4] * cart[4]
-        return RateAt(base, slope, w[n + 1] + w[n + 3] * x, timed=True)
+            return RateAt(fixed)
+        n, k, x = len(CART_FEATURES), len(_HINGES), cart[0]
+        # σ(base + Σ s_j · hinge_j(h)), s_j = w_j + w_jx·x (+ w_hm·mobile on h itself): one
+        # slope per segment and cart, a multiplication per knot and further time
+        slopes = [w[n + j] + w[n + k + j] * x for j in range(k)]
+        slopes[0] += w[n + 2 * k] * cart[4]
+        return RateAt(base, tuple(slopes), timed=True)
 
     def rate(self, value: float, items: int, device: str, send_h: float) -> float:
         return self.rates(value, items, device)(send_h)
@@ -171,17 +176,22 @@ def served_models(stored: Mapping[str, Any] | None) -> dict[str, RecoveryModel]:
 
 @dataclass(frozen=True, slots=True)
 class RateAt:
-    """r(h) of one cart: σ(base + slope·h + curve·h²), or a fixed rate (``timed`` false)."""
+    """r(h) of one cart: σ(base + Σ slopes_j · hinge_j(h)), or a fixed rate (``timed``
+    false)."""
 
     base: float
-    slope: float
-    curve: float
+    slopes: tuple[float, ...] = ()
     timed: bool = False
 
     def __call__(self, send_h: float) -> float:
         if not self.timed:
             return self.base
-        return _sigmoid(self.base + (self.slope + self.curve * send_h) * send_h)
+        z = self.base + self.slopes[0] * send_h
+        for knot, slope in zip(KNOTS, self.slopes[1:], strict=True):
+            if send_h <= knot:
+                break
+            z += slope * (send_h - knot)
+        return _sigmoid(z)
 
 
 def _sigmoid(z: float) -> float:

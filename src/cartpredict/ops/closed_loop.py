@@ -159,7 +159,9 @@ def run(
     for action in policy.actions:
         experiments = {rid: _experiment(treated, rid, action.name, bases[rid], cut)
                        for rid in bases}  # fmt: skip
-        pooled[action.name], learnt[action.name] = learn_pooled(action, experiments)
+        pooled[action.name], learnt[action.name] = learn_pooled(
+            action, experiments, margins=dict.fromkeys(experiments, policy.margin)
+        )
     models: dict[str, dict[str, RecoveryModel]] = {rid: {} for rid in bases}
     for name, by in learnt.items():
         for rid, x in by.items():

@@ -19,7 +19,7 @@ from cartpredict.privacy.anonymity import K_ANONYMITY
 from cartpredict.serving.cache import Tenant
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
-from cartpredict.storage import POOLED_SCOPE, ModelVersion, Retailer
+from cartpredict.storage import ABANDONMENT, POOLED_SCOPE, ModelVersion, Retailer
 
 
 class ModelService:
@@ -167,10 +167,12 @@ class ModelService:
             suppressed.append({"field": "n_train", "reason": why})
         return metrics, n_train, suppressed
 
-    def rollback(self, retailer_id: str) -> dict[str, Any]:
+    def rollback(self, retailer_id: str, kind: str = ABANDONMENT) -> dict[str, Any]:
+        """Serve the retailer's previously promoted version of ``kind`` again: its
+        abandonment model, or its recovery models."""
         self._tenants.load(retailer_id)  # RetailerNotFound first
         try:
-            self._registry.rollback(retailer_id, at=self._clock())
+            self._registry.rollback(retailer_id, at=self._clock(), kind=kind)
         except LookupError as exc:
             raise Conflict(str(exc)) from None
         self._notifier.changed(retailer_id)
@@ -192,8 +194,8 @@ def _why_prior(found: Mapping[str, Any] | None, name: str) -> str:
         return f"too few control carts to learn from: it needs {needs.get('control')}"
     if reason == "not_better":
         return (
-            "the model learnt did not beat the prior on held-out carts (Qini coefficient "
-            "and likelihood), so the prior stays"
+            "the model learnt did not beat the prior on held-out carts (its Qini coefficient "
+            "was not higher, or its targeting lost money), so the prior stays"
         )
     return f"{name} changed since the last training (channel or discount): a new experiment"
 
