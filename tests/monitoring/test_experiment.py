@@ -239,3 +239,61 @@ def test_a_retailer_cannot_read_anothers_experiment(world: Any) -> None:
     assert theirs.json() == missing.json()
     assert own.status_code == 200
     assert set(own.json()["actions"]) == {"reminder_email", "popup_10"}  # the default policy
+
+
+def test_explored_carts_are_counted_apart_as_well() -> None:
+    exposures = [
+        Exposure("x-1", T0, "popup_10", "treatment", True),
+        Exposure("x-2", T0, "popup_10", "control", None),
+        Exposure("t-1", T0, "popup_10", "treatment", True),
+    ]
+    purchases = {"x-1": [T0 + timedelta(hours=1)], "t-1": [T0 + timedelta(hours=1)]}
+    values = {"x-1": [(T0, 20.0)], "t-1": [(T0, 50.0)]}
+    figures = experiment.day_figures(exposures, purchases, values, {}, [(1, POLICY, T0)],
+                                     explored={"x-1", "x-2"})["popup_10"]  # fmt: skip
+    assert figures["treatment"]["carts"] == 2 and figures["control"]["carts"] == 1  # all carts
+    assert figures["explored_treatment"] == {"carts": 1, "purchased": 1, "revenue": 20.0,
+                                             "margin": 20.0 * (0.4 - 0.1), "cost": 0.5}  # fmt: skip
+    assert figures["explored_control"]["carts"] == 1
+
+
+def test_the_report_keeps_explored_carts_apart_and_says_what_exploring_cost(
+    database_url: str,
+) -> None:
+    upgrade(database_url)
+    clock = SettableClock(T0)
+    settings = make_settings(database_url)
+    svc = build_services(settings, clock)
+    exploring = RecoveryPolicy(0.4, 0.5, None, (POPUP,), explore_share=0.4)
+    spec = retailer_spec("store_1", recovery_policy=exploring.to_dict())
+    svc.retailers.create(RetailerCreate.model_validate(spec))
+    try:
+        decide_and_expose(svc, 0, 400, bought=set(range(0, 400, 2)))
+        explored = {
+            c.cart_id
+            for c in svc.store.scored_carts(retailer_id="store_1", start=T0 - timedelta(hours=1),
+                                             end=T0 + timedelta(days=1))
+            if c.decision is not None and c.decision.explored
+        }  # fmt: skip
+        assert 100 < len(explored) < 220
+        clock.now = T0 + timedelta(days=3)
+        rollup(svc.store, as_of=clock.now)
+        popup = report(settings, clock)["actions"]["popup_10"]
+    finally:
+        svc.close()
+    parts = popup["exploration"]
+    assert parts is not None, popup
+    for arm in experiment.ARMS:  # the two parts make the whole
+        assert (
+            parts["explored"][arm]["carts"] + parts["targeted"][arm]["carts"] == popup[arm]["carts"]
+        )
+        assert min(parts["explored"][arm]["carts"], parts["targeted"][arm]["carts"]) >= K_ANONYMITY
+    assert parts["explored"]["treatment"]["carts"] + parts["explored"]["control"]["carts"] == len(
+        explored
+    )
+    n = parts["explored"]["treatment"]["carts"]
+    per_cart = {p: parts[p]["incremental_margin"] / parts[p]["treatment"]["carts"]
+                for p in ("explored", "targeted")}  # fmt: skip
+    assert parts["cost"] == pytest.approx(
+        (per_cart["targeted"] - per_cart["explored"]) * n, abs=0.02
+    )

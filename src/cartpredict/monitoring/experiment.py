@@ -21,12 +21,20 @@ unpurchased carts are each 0 or at least k; otherwise the group is left out of t
 whole, so the difference of two answers is a sum of whole groups: 0 or at least k carts per
 count. The uplift is rate_T − rate_C with Newcombe's hybrid score interval
 (``decisions/experiment.py``) over the groups shown.
+
+Explored carts (their action drawn at random, ``decisions/exploration.py``; a control cart
+holds out its explored action) are counted in the arms like every other, and apart as well
+(``explored_treatment``, ``explored_control``): the report shows them against their own
+control carts beside the others (*targeted*), in the groups where both parts pass the rule
+above (so that neither can be had as the difference of two figures shown), and what exploring
+cost: the margin the explored treated carts would have added beyond what they did, had they
+added as much per cart as the targeted ones.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +47,7 @@ from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer,
 
 KEY = "experiment"  # where a day's stats row keeps these figures
 ARMS = ("treatment", "control")
+EXPLORED = "explored_"  # the arms' figures of the explored carts alone: explored_treatment, ...
 OUTCOME_WINDOW = timedelta(hours=24)
 FIELDS = ("carts", "purchased", "revenue", "margin", "cost")
 
@@ -51,11 +60,14 @@ def day_figures(
     values: Mapping[str, Sequence[tuple[datetime, float]]],
     logged_values: Mapping[str, float],
     policies: PolicyVersions,
+    explored: Collection[str] = (),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """One day's figures, ``{action: {arm: {carts, purchased, revenue, margin, cost}}}``, from
     the day's ``exposures`` (oldest first); ``purchases`` and ``values`` (cart updates' times
     and values, oldest first) by cart; ``logged_values``: each cart's value as predicted;
-    ``policies``: the versions in force over the day and before (oldest first)."""
+    ``policies``: the versions in force over the day and before (oldest first); ``explored``:
+    the ids of the carts whose decision was explored, also counted apart (``EXPLORED`` +
+    arm)."""
     figures: dict[str, dict[str, dict[str, float]]] = {}
     seen: set[tuple[str, str]] = set()
     for exposure in exposures:
@@ -68,21 +80,22 @@ def day_figures(
         reached = exposure.group == "treatment" and exposure.delivered is not False
         discount = action.discount if action is not None and reached else 0.0
         margin = policy.margin if policy is not None else 0.0
-        arm = figures.setdefault(exposure.action, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})[
-            exposure.group
-        ]
-        arm["carts"] += 1
-        if reached and action is not None:
-            arm["cost"] += action.cost
+        arms = figures.setdefault(exposure.action, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})
+        into = [arms[exposure.group]]
+        if exposure.cart_id in explored:
+            into.append(arms.setdefault(EXPLORED + exposure.group, dict.fromkeys(FIELDS, 0.0)))
         bought = _purchase(exposure, purchases.get(exposure.cart_id, ()))
-        if bought is None:
-            continue
-        value = _value_before(values.get(exposure.cart_id, ()), bought)
-        if value is None:
+        value = None if bought is None else _value_before(values.get(exposure.cart_id, ()), bought)
+        if bought is not None and value is None:
             value = logged_values.get(exposure.cart_id, 0.0)
-        arm["purchased"] += 1
-        arm["revenue"] += value
-        arm["margin"] += value * (margin - discount)
+        for arm in into:
+            arm["carts"] += 1
+            if reached and action is not None:
+                arm["cost"] += action.cost
+            if value is not None:
+                arm["purchased"] += 1
+                arm["revenue"] += value
+                arm["margin"] += value * (margin - discount)
     return figures
 
 
@@ -122,15 +135,25 @@ def _summed(days: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, 
         for name, arms in figures.get(KEY, {}).items():
             into = total.setdefault(name, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})
             for arm, counts in arms.items():
+                summed = into.setdefault(arm, dict.fromkeys(FIELDS, 0.0))
                 for field in FIELDS:
-                    into[arm][field] += counts[field]
+                    summed[field] += counts[field]
     return total
+
+
+def _apart(arms: Mapping[str, Mapping[str, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A group's arms split into its explored carts and the others (targeted)."""
+    explored = {a: arms.get(EXPLORED + a) or dict.fromkeys(FIELDS, 0.0) for a in ARMS}
+    targeted = {a: {f: arms[a][f] - explored[a][f] for f in FIELDS} for a in ARMS}
+    return explored, targeted
 
 
 def _shown(arms: Mapping[str, Mapping[str, float]]) -> str | None:
     """Why an action's figures of one group may not be shown (None: they may)."""
     k = K_ANONYMITY
     for arm in ARMS:
+        if arm not in arms:
+            return f"the {arm} group has fewer than {k} carts"
         carts, bought = int(arms[arm]["carts"]), int(arms[arm]["purchased"])
         if carts < k:
             return f"the {arm} group has fewer than {k} carts"
@@ -161,7 +184,7 @@ def _arm_out(arm: Arm) -> dict[str, Any]:
 
 
 def _action_out(totals: Mapping[str, Arm] | None, periods: list[dict[str, str]]) -> dict[str, Any]:
-    if totals is None:
+    if totals is None or not all(arm in totals for arm in ARMS):
         return {"treatment": None, "control": None, "uplift": None, "periods": [],
                 "incremental_purchases": None, "incremental_margin": None}  # fmt: skip
     found = compare(totals["treatment"], totals["control"])
@@ -205,6 +228,8 @@ class ExperimentService:
         groups, first, today = window.groups, window.first, window.today
         sums: dict[str, dict[str, Arm]] = {}
         shown_in: dict[str, list[dict[str, str]]] = defaultdict(list)
+        parts: dict[str, dict[str, dict[str, Arm]]] = defaultdict(dict)  # explored | targeted
+        parts_in: dict[str, list[dict[str, str]]] = defaultdict(list)
         names = [a.name for a in self._policy(retailer).actions]
         for group in groups:
             if len(group) > 1:
@@ -222,6 +247,17 @@ class ExperimentService:
                 into = sums.setdefault(name, {})
                 for arm in ARMS:
                     into[arm] = _plus(into.get(arm), _arm(arms[arm]))
+                explored, targeted = _apart(arms)
+                why = _shown(explored) or _shown(targeted)
+                if why is not None:  # both shown or neither: their difference is the total
+                    if any(explored[a]["carts"] for a in ARMS):
+                        notes.left_out(f"actions.{name}.explored", f"{_span(group)}: {why}")
+                    continue
+                parts_in[name].append(span)
+                for part, figures in (("explored", explored), ("targeted", targeted)):
+                    into = parts[name].setdefault(part, {})
+                    for arm in ARMS:
+                        into[arm] = _plus(into.get(arm), _arm(figures[arm]))
         for name in names:
             if name not in sums:
                 notes.left_out(f"actions.{name}", "no period shows both groups with at least "
@@ -232,10 +268,31 @@ class ExperimentService:
             "k_anonymity": K_ANONYMITY,
             "window": {"start": first.isoformat(), "end": today.isoformat(), "days": days},
             "computed_at": rfc3339(max(computed)) if computed else None,
-            "actions": {name: _action_out(sums.get(name), shown_in[name]) for name in names},
+            "actions": {
+                name: _action_out(sums.get(name), shown_in[name])
+                | {"exploration": _exploration(parts.get(name, {}), parts_in[name])}
+                for name in names
+            },
             "merged": notes.merged,
             "suppressed": notes.suppressed,
         }
+
+
+def _exploration(parts: Mapping[str, Mapping[str, Arm]], periods: list[dict[str, str]]) -> Any:
+    """The explored carts apart from the others (the targeted ones), each against its own
+    control carts, and what exploring cost: had the explored treated carts added as much
+    margin per cart as the targeted ones did, the margin they would have added beyond what
+    they did (negative: exploring paid). None where no period shows both parts."""
+    if not periods or not all(p in parts for p in ("explored", "targeted")):
+        return None
+    out = {p: _action_out(parts[p], periods) for p in ("explored", "targeted")}
+    explored, targeted = parts["explored"]["treatment"].carts, parts["targeted"]["treatment"].carts
+    per_cart = {
+        p: out[p]["incremental_margin"] / n
+        for p, n in (("explored", explored), ("targeted", targeted))
+    }
+    cost = (per_cart["targeted"] - per_cart["explored"]) * explored
+    return {**out, "cost": round(cost, 2), "periods": periods}
 
 
 def _plus(a: Arm | None, b: Arm) -> Arm:

@@ -154,12 +154,18 @@ def _experiment_by_day(
     ):
         values[cart_id].append((at, value))
     logged = {c.cart_id: c.cart_value for day in by_day.values() for c in day if c.cart_id}
+    explored = {
+        c.cart_id
+        for day in by_day.values()
+        for c in day
+        if c.cart_id and c.decision is not None and c.decision.explored
+    }
     policies = experiment.policy_versions(store, retailer, since=start)
     daily: dict[date, list[Exposure]] = defaultdict(list)
     for exposure in exposures:
         daily[exposure.at.astimezone(UTC).date()].append(exposure)
     return {
-        day: experiment.day_figures(found, purchases, values, logged, policies)
+        day: experiment.day_figures(found, purchases, values, logged, policies, explored)
         for day, found in daily.items()
     }
 

@@ -834,12 +834,33 @@ class ExperimentAction(BaseModel):
     )
 
 
+class Exploration(BaseModel):
+    explored: ExperimentAction = Field(
+        description="The carts given a random action (exploration), against their own control"
+    )
+    targeted: ExperimentAction = Field(description="The others, against theirs")
+    cost: float = Field(
+        description="What exploring cost: the margin the explored treated carts would have "
+        "added beyond what they did, had they added as much per cart as the targeted ones "
+        "(negative: exploring paid)"
+    )
+    periods: list[StatsWindowSpan] = Field(
+        description="The periods where both parts may be shown (each arm of each at least k)"
+    )
+
+
+class ExperimentActionOut(ExperimentAction):
+    exploration: Exploration | None = Field(
+        None, description="Explored carts apart; None where no period may show them"
+    )
+
+
 class ExperimentOut(BaseModel):
     retailer_id: str
     k_anonymity: int = Field(description="Every figure shown covers at least this many carts")
     window: StatsWindow
     computed_at: datetime | None = Field(description="When the aggregates were last updated")
-    actions: dict[str, ExperimentAction] = Field(
+    actions: dict[str, ExperimentActionOut] = Field(
         description="Per action of the policy (and any other with exposure events in the window)"
     )
     merged: list[Note] = Field(description="Days shown as their week, to reach k carts")
