@@ -64,7 +64,9 @@ Pooling (``learn_pooled``), as for the abandonment model: the opted-in retailers
 experiments make one pooled model (each retailer with its own calibration offset, since
 each has its own base model), promoted against the channel prior. Each retailer's own model
 then shrinks toward the pooled one and serves only if it beats it on the retailer's own carts,
-cross-fitted; otherwise the retailer is served the pooled model (``reason: pooled``). A
+cross-fitted, and its policy measurably earns more there (by two standard errors: the pooled
+model has far more evidence, and an own model promoted on a coin flip lost profit in the
+loop); otherwise the retailer is served the pooled model (``reason: pooled``). A
 retailer not opted in learns from its own carts alone.
 """
 
@@ -352,8 +354,11 @@ def learn(
     )
     profit, profit_prior = float(each.mean()), float(each_prior.mean())
     noise = float(np.std(each - each_prior) / np.sqrt(max(len(t), 1)))
-    allowed = max(2.0 * noise, PROFIT_TOLERANCE * abs(profit_prior))
-    promoted = q_model > q_prior and profit >= profit_prior - allowed
+    if prior is None:  # against the channel's prior: no measurable loss
+        allowed = max(2.0 * noise, PROFIT_TOLERANCE * abs(profit_prior))
+        promoted = q_model > q_prior and profit >= profit_prior - allowed
+    else:  # a store's own against the pooled model, which has more evidence: a measurable gain
+        promoted = q_model > q_prior and profit > profit_prior + 2.0 * noise
     penalty = _penalty(len(data), sd)
     served = (
         _served(action, _fit(action, data, shrink_to, pooled=prior is not None))
