@@ -204,3 +204,20 @@ def test_rolling_back_the_recovery_models_serves_the_earlier_version(world: Any)
     assert info["model_version"] == abandonment  # the abandonment model is untouched
     svc.cache.clear()
     assert model_info(settings, clock, "alone")["recovery"]["version"] == first.version
+
+
+def test_the_api_rolls_back_the_recovery_models_on_their_own(world: Any) -> None:
+    svc, settings, clock = world
+    decide_and_respond(svc, "alone", 2400, seed=9)
+    first = train(svc)["alone"]
+    decide_and_respond(svc, "alone", 2400, seed=10, day=4)
+    second = train(svc, day=7)["alone"]
+    assert first.version != second.version
+    with TestClient(create_app(settings, clock=clock)) as client:
+        url = "/retailer/alone/model/rollback"
+        assert client.post(url + "?kind=nonsense", headers=OPERATOR).status_code == 422
+        response = client.post(url + "?kind=recovery", headers=OPERATOR)
+        assert response.status_code == 200, response.text
+        assert response.json()["recovery"]["version"] == first.version
+        again = client.post(url + "?kind=recovery", headers=OPERATOR)
+        assert again.status_code == 409  # nothing earlier than the first

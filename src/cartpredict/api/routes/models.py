@@ -3,7 +3,9 @@ for its precision target, where it came from, warnings); rollback."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
 
 from cartpredict.api.deps import ManagedRetailer, ReadRetailer, ServicesDep, blocking, json_response
 from cartpredict.api.routes.docs import errors
@@ -28,5 +30,12 @@ async def get_model(retailer_id: ReadRetailer, svc: ServicesDep) -> Response:
     responses=errors(401, 403, 404, 409),
     summary="Serve the previously promoted version again",
 )
-async def rollback_model(retailer_id: ManagedRetailer, svc: ServicesDep) -> Response:
-    return json_response(await blocking(svc, svc.models.rollback, retailer_id))
+async def rollback_model(
+    retailer_id: ManagedRetailer,
+    svc: ServicesDep,
+    kind: Annotated[
+        Literal["abandonment", "recovery"],
+        Query(description="The abandonment model, or the recovery models of the decisions"),
+    ] = "abandonment",
+) -> Response:
+    return json_response(await blocking(svc, svc.models.rollback, retailer_id, kind))
