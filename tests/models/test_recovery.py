@@ -24,7 +24,7 @@ CARTS = st.lists(
         st.floats(0.0, 20_000.0),
         st.integers(0, 80),
         st.sampled_from(["mobile", "desktop", "tablet", "unknown"]),
-        st.sampled_from([0.0, 1.0, 2.0, 3.0, 6.0, 12.0, 30.5]),
+        st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.5, 6.0, 9.0, 12.0, 30.5]),
     ),
     min_size=1,
     max_size=30,

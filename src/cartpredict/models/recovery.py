@@ -34,6 +34,7 @@ decision reads P(purchase without action) as σ(logit p₀ + calibration).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,16 +111,22 @@ class RecoveryModel:
         """The cart's recovery rate as a function of the send time."""
         cart = cart_part(value, items, device)
         w = self.weights
-        base = self.intercept + math.fsum(a * b for a, b in zip(w, cart, strict=False))
+        base = self.intercept + sum(map(operator.mul, w[: len(cart)], cart))
         if not self.timed:
             fixed = _sigmoid(base)
             return RateAt(fixed)
         n, k, x = len(CART_FEATURES), len(_HINGES), cart[0]
-        # σ(base + Σ s_j · hinge_j(h)), s_j = w_j + w_jx·x (+ w_hm·mobile on h itself): one
-        # slope per segment and cart, a multiplication per knot and further time
-        slopes = [w[n + j] + w[n + k + j] * x for j in range(k)]
-        slopes[0] += w[n + 2 * k] * cart[4]
-        return RateAt(base, tuple(slopes), timed=True)
+        # z(h) = base + Σ s_j · hinge_j(h), s_j = w_j + w_jx·x (+ w_hm·mobile on h itself):
+        # from one knot to the next, z is a line whose slope sums the s_j of the knots passed;
+        # kept as z at each knot and those slopes, a send time costs a multiplication
+        slopes, values = [], [base]
+        total = 0.0
+        for j in range(k):
+            total += w[n + j] + w[n + k + j] * x + (w[n + 2 * k] * cart[4] if j == 0 else 0.0)
+            slopes.append(total)
+        for j, knot in enumerate(KNOTS):
+            values.append(values[j] + slopes[j] * (knot - _STARTS[j]))
+        return RateAt(base, tuple(values), tuple(slopes), timed=True)
 
     def rate(self, value: float, items: int, device: str, send_h: float) -> float:
         return self.rates(value, items, device)(send_h)
@@ -176,22 +183,25 @@ def served_models(stored: Mapping[str, Any] | None) -> dict[str, RecoveryModel]:
 
 @dataclass(frozen=True, slots=True)
 class RateAt:
-    """r(h) of one cart: σ(base + Σ slopes_j · hinge_j(h)), or a fixed rate (``timed``
-    false)."""
+    """r(h) of one cart: σ(z(h)), z piecewise linear between the knots (``values``: z at 0
+    and at each knot; ``slopes``: from each of them to the next), or a fixed rate (``timed``
+    false: ``base``)."""
 
     base: float
+    values: tuple[float, ...] = ()
     slopes: tuple[float, ...] = ()
     timed: bool = False
 
     def __call__(self, send_h: float) -> float:
         if not self.timed:
             return self.base
-        z = self.base + self.slopes[0] * send_h
-        for knot, slope in zip(KNOTS, self.slopes[1:], strict=True):
-            if send_h <= knot:
-                break
-            z += slope * (send_h - knot)
-        return _sigmoid(z)
+        h = send_h
+        j = 0 if h <= 1.0 else 1 if h <= 2.0 else 2 if h <= 3.0 else 3 if h <= 6.0 else 4
+        return _sigmoid(self.values[j] + self.slopes[j] * (h - _STARTS[j]))
+
+
+_STARTS = (0.0, *KNOTS)
+assert KNOTS == (1.0, 2.0, 3.0, 6.0), "RateAt.__call__ picks the segment of these knots"
 
 
 def _sigmoid(z: float) -> float:
