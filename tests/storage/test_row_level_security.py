@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,8 +23,9 @@ from cartpredict.api.app import check_store
 from cartpredict.core.scopes import new_key_id
 from cartpredict.monitoring.rollup import rollup
 from cartpredict.serving.container import build_services
+from cartpredict.serving.principal import Principal
 from cartpredict.serving.schemas import CartIn, EventsIn, RetailerCreate
-from cartpredict.storage import ApiKey, ModelVersion, ScoredCart, StoredEvent
+from cartpredict.storage import ApiKey, AppSession, ModelVersion, ScoredCart, StoredEvent
 from cartpredict.storage.migrate import upgrade
 from cartpredict.storage.sql import TENANT_ROLE
 from cartpredict.storage.tables import TENANT_TABLES, changes, events, prediction_log
@@ -61,6 +62,10 @@ def populate(svc: Any, retailer_id: str) -> None:
     svc.store.set_served(scope=retailer_id, version_id=version.version_id, action="promote",
                          at=NOW)  # fmt: skip
     svc.store.set_budget_cutoff(retailer_id=retailer_id, policy_version=1, cutoff=0.5, at=NOW)
+    key = svc.store.api_keys(retailer_id=retailer_id, at=NOW)[0]
+    svc.retailers.update(retailer_id, {"precision_target": 0.8}, by=Principal.of(key))  # audited
+    session = AppSession(retailer_id, key.key_id, NOW, NOW + timedelta(hours=8))
+    svc.store.add_app_session(session_hash=retailer_id.ljust(64, "0"), session=session)
 
 
 @pytest.fixture
@@ -177,11 +182,12 @@ def test_the_service_logs_in_with_least_privilege(
 
 
 # Store methods that work across retailers by design (the operator's work): training lists,
-# key lookup by hash, retention, the rollup's schedule, the change feed. Everything else that
-# touches a tenant table runs as the tenant.
+# key lookup by hash, retention, the rollup's schedule, the change feed, dashboard sessions
+# (looked up by hash before their retailer is known). Everything else that touches a tenant
+# table runs as the tenant.
 OPERATOR_LEVEL = (
     "list_retailers", "api_key", "key_live", "purge", "first_scored", "changes_after",
-    "last_change_seq", "prune_changes",
+    "last_change_seq", "prune_changes", "add_app_session", "app_session", "delete_app_session",
 )  # fmt: skip
 _TENANT_TABLE = re.compile(
     r"\b(?:FROM|INTO|UPDATE|JOIN)\s+(" + "|".join(t.name for t in TENANT_TABLES) + r")\b"
@@ -223,6 +229,9 @@ def exercise_tenant_methods(svc: Any, rid: str) -> None:
     later = datetime(2026, 5, 5, tzinfo=UTC)
     store.get_retailer(retailer_id=rid)
     store.update_retailer(retailer_id=rid, changes={"pooled_learning": True}, updated_at=later)
+    store.update_retailer(retailer_id=rid, changes={"pooled_learning": False}, updated_at=later,
+                          key_id=store.api_keys(retailer_id=rid, at=later)[0].key_id)  # fmt: skip
+    store.settings_changes(retailer_id=rid)
     store.events(retailer_id=rid)
     store.add_events(retailer_id=rid, events=[StoredEvent("x1", "purchased", "c1", NOW, NOW)])
     store.model_versions(scope=rid)

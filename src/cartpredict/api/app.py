@@ -22,6 +22,7 @@ from cartpredict.api import errors
 from cartpredict.api.deps import principal
 from cartpredict.api.fastlane import FastLane
 from cartpredict.api.limits import BodyLimit
+from cartpredict.api.pages import router as pages
 from cartpredict.api.ratelimit import RateLimiter, Sharing, keep
 from cartpredict.api.routes import (
     docs,
@@ -161,10 +162,11 @@ def create_app(
     modules = (predict, events, retailers, keys, models, stats, experiment, health, metrics, docs)
     for module in modules:
         app.include_router(module.router)
+    app.include_router(pages)  # the dashboard, under /app/
     app.mount(docs.ASSETS_PATH, docs.assets(), name="static")
     # Every route, as declared (the app's own list holds the included routers, not theirs).
     routes = [r for r in app.routes if hasattr(r, "path")]
-    routes += [r for module in modules for r in module.router.routes]
+    routes += [r for module in modules for r in module.router.routes] + list(pages.routes)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     limiter = None
     if settings.rate_limit_per_s > 0:

@@ -19,6 +19,7 @@ from cartpredict.serving.policies import policy_of
 from cartpredict.serving.predict import Predictor
 from cartpredict.serving.retailers import RetailerService
 from cartpredict.serving.served_models import ModelService
+from cartpredict.serving.sessions import SessionService
 from cartpredict.serving.sync import Notifier, RedisBus
 from cartpredict.serving.tenants import Tenants
 from cartpredict.storage import Store, open_store
@@ -44,6 +45,7 @@ class Services:
     recorder: PredictionRecorder
     stats: StatsService
     experiment: ExperimentService
+    sessions: SessionService
 
     def close(self) -> None:
         if self.bus is not None:
@@ -64,13 +66,14 @@ def build_services(settings: Settings, clock: Clock) -> Services:
         clock, on_written=metrics.prediction_log_written, on_dropped=metrics.prediction_log_dropped
     )
     metrics.log_buffered.set_function(lambda: len(recorder))
+    auth = Authenticator(store=store, cache=cache, operator_key=operator_key, clock=clock)
     return Services(
         settings=settings,
         clock=clock,
         store=store,
         cache=cache,
         tenants=tenants,
-        auth=Authenticator(store=store, cache=cache, operator_key=operator_key, clock=clock),
+        auth=auth,
         retailers=RetailerService(store=store, tenants=tenants, notifier=notifier, clock=clock),
         keys=KeyService(store=store, notifier=notifier, clock=clock),
         predictor=Predictor(metrics, recorder),
@@ -95,4 +98,5 @@ def build_services(settings: Settings, clock: Clock) -> Services:
             clock=clock,
             held_days=settings.aggregate_retention_days,
         ),
+        sessions=SessionService(store=store, auth=auth, operator_key=operator_key, clock=clock),
     )

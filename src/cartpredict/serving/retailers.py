@@ -16,6 +16,7 @@ from cartpredict.core.clock import Clock
 from cartpredict.core.errors import InvalidInput, RetailerExists, RetailerNotFound
 from cartpredict.decisions.policy import default_policy
 from cartpredict.serving.auth import hash_key, new_api_key
+from cartpredict.serving.principal import Principal
 from cartpredict.serving.schemas import RetailerCreate, days_problems
 from cartpredict.serving.sync import Notifier
 from cartpredict.serving.tenants import Tenants
@@ -77,9 +78,12 @@ class RetailerService:
     def get(self, retailer_id: str) -> Retailer:
         return self._tenants.load(retailer_id).retailer
 
-    def update(self, retailer_id: str, changes: Mapping[str, Any]) -> Retailer:
-        """Apply the changes. New custom attributes retire the retailer's own model (it was
-        trained on the old ones): the pooled model or the baseline serves until it retrains."""
+    def update(
+        self, retailer_id: str, changes: Mapping[str, Any], *, by: Principal | None = None
+    ) -> Retailer:
+        """Apply the changes, recorded as made by ``by``'s key (None: the operator). New custom
+        attributes retire the retailer's own model (it was trained on the old ones): the pooled
+        model or the baseline serves until it retrains."""
         values = dict(changes)
         now = self._clock()
         before = self._store.get_retailer(retailer_id=retailer_id)
@@ -94,8 +98,9 @@ class RetailerService:
                     details=problems,
                 )
         retailer = self._store.update_retailer(
-            retailer_id=retailer_id, changes=values, updated_at=now
-        )
+            retailer_id=retailer_id, changes=values, updated_at=now,
+            key_id=None if by is None else by.key_id,
+        )  # fmt: skip
         if retailer is None or before is None:
             raise RetailerNotFound()
         if retailer.attributes != before.attributes:

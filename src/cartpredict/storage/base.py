@@ -80,6 +80,26 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class AppSession:
+    """A dashboard session as stored (its secret is the browser's; only a hash is kept)."""
+
+    retailer_id: str | None  # None: the operator's
+    key_id: str  # the key it was opened with (the operator's: a fingerprint of the key)
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """Who changed a retailer's settings (its configuration or recovery policy), and when."""
+
+    at: datetime
+    key_id: str | None  # None: the operator (or the service's own command line)
+    key_name: str | None  # the key's name at the time
+    fields: tuple[str, ...]  # the fields changed
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One entry of the change feed: something cached for ``retailer_id`` is stale."""
 
@@ -223,8 +243,18 @@ class RetailerStore(Protocol):
     def get_retailer(self, *, retailer_id: str) -> Retailer | None: ...
 
     def update_retailer(
-        self, *, retailer_id: str, changes: Mapping[str, Any], updated_at: datetime
-    ) -> Retailer | None: ...
+        self,
+        *,
+        retailer_id: str,
+        changes: Mapping[str, Any],
+        updated_at: datetime,
+        key_id: str | None = None,
+    ) -> Retailer | None:
+        """Apply the changes and record who made them (``key_id``; None: the operator) in the
+        same transaction; None when there is no such retailer."""
+
+    def settings_changes(self, *, retailer_id: str, limit: int = 20) -> Sequence[SettingsChange]:
+        """The retailer's latest changes of settings, newest first."""
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         """Erase every row of the retailer; False when there was none."""
@@ -405,6 +435,20 @@ class RetentionStore(Protocol):
         change feed says so."""
 
 
+class SessionStore(Protocol):
+    """Dashboard sessions, by the hash of their secret (operator-level: a session is looked up
+    before its retailer is known). A session goes with its retailer."""
+
+    def add_app_session(self, *, session_hash: str, session: AppSession) -> bool:
+        """Store a new session (and drop the sessions that have ended); False when its
+        retailer does not exist."""
+
+    def app_session(self, *, session_hash: str, at: datetime) -> AppSession | None:
+        """The session of this hash, unless it has ended by ``at``."""
+
+    def delete_app_session(self, *, session_hash: str) -> None: ...
+
+
 class ChangeFeedStore(Protocol):
     """The change feed: which retailers' cached state is stale (operator-level)."""
 
@@ -423,6 +467,7 @@ class Store(
     RegistryStore,
     PredictionStore,
     RetentionStore,
+    SessionStore,
     ChangeFeedStore,
     Protocol,
 ):

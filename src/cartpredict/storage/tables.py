@@ -27,7 +27,7 @@ from cartpredict.core.scopes import KEY_ID_LENGTH
 from cartpredict.storage.base import ABANDONMENT  # the registry kinds (base.py)
 
 # The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 SPEED_LENGTH = 32  # a shipping speed is a lower-case identifier of up to 32 characters
 
 ID_LENGTH = 64
@@ -127,6 +127,36 @@ api_keys = Table(
     Index("ux_api_keys_name", "retailer_id", "name", unique=True,
           sqlite_where=text("expires_at IS NULL"), postgresql_where=text("expires_at IS NULL")),
 )  # fmt: skip
+
+# Who changed a retailer's settings, and when: kept, like its policy versions, while the
+# retailer exists. ``key_id`` NULL: the operator.
+settings_changes = Table(
+    "settings_changes",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("retailer_id", String(ID_LENGTH), _retailer_key("settings_changes"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=True),
+    Column("key_name", String(32), nullable=True),
+    Column("fields", JSON, nullable=False),
+    Index("ix_settings_changes_retailer_at", "retailer_id", "at"),
+)
+
+# Dashboard sessions (``serving/sessions.py``): the SHA-256 of each session's secret, its
+# retailer (NULL: the operator's), the key it was opened with, and when it ends.
+app_sessions = Table(
+    "app_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column(
+        "retailer_id", String(ID_LENGTH), _retailer_key("app_sessions"), nullable=True, index=True
+    ),
+    Column("key_id", String(KEY_ID_LENGTH), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
 
 changes = Table(
     "changes",
@@ -262,6 +292,8 @@ daily_stats = Table(
 
 # Every table holding a retailer's rows, children first: deleting a retailer empties each.
 TENANT_TABLES: tuple[Table, ...] = (
+    app_sessions,
+    settings_changes,
     policy_versions,
     budget_cutoffs,
     events,

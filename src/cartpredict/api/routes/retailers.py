@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from cartpredict.api.deps import (
     ManagedRetailer,
     OperatorDep,
+    PrincipalDep,
     ReadRetailer,
     ServicesDep,
     blocking,
@@ -59,9 +60,9 @@ async def get_retailer(retailer_id: ReadRetailer, svc: ServicesDep) -> Response:
     summary="Change some of a retailer's configuration",
 )
 async def update_retailer(
-    retailer_id: ManagedRetailer, changes: RetailerUpdate, svc: ServicesDep
+    retailer_id: ManagedRetailer, changes: RetailerUpdate, caller: PrincipalDep, svc: ServicesDep
 ) -> Response:
-    retailer = await blocking(svc, svc.retailers.update, retailer_id, changes.changes())
+    retailer = await blocking(svc, svc.retailers.update, retailer_id, changes.changes(), by=caller)
     return json_response(retailer_public(retailer))
 
 

@@ -12,10 +12,18 @@ from cartpredict.storage.sql.registry import RegistryRows
 from cartpredict.storage.sql.retailers import RetailerRows
 from cartpredict.storage.sql.retention import RetentionRows
 from cartpredict.storage.sql.session import TENANT_ROLE, SqlSession
+from cartpredict.storage.sql.sessions import SessionRows
 
 
 class SqlStore(
-    RetailerRows, KeyRows, EventRows, RegistryRows, PredictionRows, RetentionRows, FeedRows
+    RetailerRows,
+    KeyRows,
+    EventRows,
+    RegistryRows,
+    PredictionRows,
+    RetentionRows,
+    SessionRows,
+    FeedRows,
 ):
     """Every part of the store, on one database."""
 

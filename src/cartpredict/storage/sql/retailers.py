@@ -10,10 +10,16 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cartpredict.core.scopes import ALL_SCOPES, DEFAULT_KEY_NAME, new_key_id
-from cartpredict.storage.base import ApiKey, DuplicateRetailer, Retailer
+from cartpredict.storage.base import ApiKey, DuplicateRetailer, Retailer, SettingsChange
 from cartpredict.storage.sql.keys import key_row
 from cartpredict.storage.sql.session import SqlSession, lock_retailer, record_change
-from cartpredict.storage.tables import TENANT_TABLES, api_keys, policy_versions, retailers
+from cartpredict.storage.tables import (
+    TENANT_TABLES,
+    api_keys,
+    policy_versions,
+    retailers,
+    settings_changes,
+)
 
 _RETAILER_COLUMNS = (
     "requires_account",
@@ -68,7 +74,12 @@ class RetailerRows(SqlSession):
         return _retailer(row) if row else None
 
     def update_retailer(
-        self, *, retailer_id: str, changes: Mapping[str, Any], updated_at: datetime
+        self,
+        *,
+        retailer_id: str,
+        changes: Mapping[str, Any],
+        updated_at: datetime,
+        key_id: str | None = None,
     ) -> Retailer | None:
         unknown = set(changes) - set(_RETAILER_COLUMNS)
         if unknown:
@@ -93,8 +104,26 @@ class RetailerRows(SqlSession):
                         policy=row.recovery_policy, created_at=updated_at,
                     )
                 )  # fmt: skip
+            name = None if key_id is None else conn.execute(
+                select(api_keys.c.name).where(api_keys.c.retailer_id == retailer_id,
+                                              api_keys.c.key_id == key_id)
+            ).scalar()  # fmt: skip
+            conn.execute(insert(settings_changes).values(
+                retailer_id=retailer_id, at=updated_at, key_id=key_id, key_name=name,
+                fields=sorted(changes)))  # fmt: skip
             record_change(conn, retailer_id, updated_at)
         return _retailer(row)
+
+    def settings_changes(self, *, retailer_id: str, limit: int = 20) -> Sequence[SettingsChange]:
+        table = settings_changes
+        with self._read(retailer_id) as conn:
+            rows = conn.execute(
+                select(table.c.at, table.c.key_id, table.c.key_name, table.c.fields)
+                .where(table.c.retailer_id == retailer_id)
+                .order_by(table.c.at.desc(), table.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [SettingsChange(r.at, r.key_id, r.key_name, tuple(r.fields)) for r in rows]
 
     def delete_retailer(self, *, retailer_id: str, at: datetime) -> bool:
         with self._write(retailer_id) as conn:
