@@ -10,6 +10,7 @@ from cartpredict.cli.data import ingest, purge, simulate
 from cartpredict.cli.demo import DEMO_ENV_FILE, DEMO_RETAILERS, demo
 from cartpredict.cli.learn import evaluate, experiment_coverage, train, uplift_loop
 from cartpredict.cli.ops import cost, loadtest
+from cartpredict.cli.report import insights, report
 from cartpredict.cli.serve import serve
 
 # The names tests and callers import from here, wherever they are defined.
@@ -39,3 +40,5 @@ main.add_command(uplift_loop)
 main.add_command(loadtest)
 main.add_command(cost)
 main.add_command(demo)
+main.add_command(report)
+main.add_command(insights)

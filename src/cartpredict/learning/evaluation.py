@@ -12,17 +12,22 @@ not pay for it).
 On simulated data a report may also hold a ``decisions`` section (:class:`DecisionReport`, made
 by ``treatments.decision_report``): the true expected profit per 1,000 carts of decision
 policies. Schema version 2 added it; a version 1 report reads as one without it.
+
+A report on one retailer's carts, to be shared (``evaluate_in_steps``, what ``cartpredict
+report`` draws), has its curves, calibration bins, score bands and operating point in steps of
+at least ``K_ANONYMITY`` carts, as every figure a retailer sees.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from cartpredict.learning.threshold_tables import threshold_table
 from cartpredict.privacy.anonymity import K_ANONYMITY, merge_small
 
 SCHEMA_VERSION = 2
@@ -375,6 +380,187 @@ def _chance_level(y: np.ndarray) -> ChanceLevel:
         recall_abandoned=1.0 if rate < 1.0 else None,
         lift_abandoned=1.0 if rate < 1.0 else None,
     )
+
+
+# --- in steps of k carts: one retailer's figures, to share -----------------------------------
+
+
+@dataclass(frozen=True)
+class ScoreBand:
+    """Test rows whose P(abandoned) lies in [lower, upper) (the last band includes 1.0), and
+    what became of them."""
+
+    lower: float
+    upper: float
+    carts: int  # distinct carts among the rows
+    rows: int
+    mean_p_abandoned: float
+    abandoned_rate: float  # observed: the share of the rows not bought within 24 h
+
+
+def evaluate_in_steps(
+    *,
+    purchased: np.ndarray,
+    models: Sequence[ModelPredictions],
+    cart_ids: np.ndarray,
+    retailer_id: str,
+    k: int = K_ANONYMITY,
+    weights: Mapping[str, Mapping[str, float]] | None = None,
+    n_train: int | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> EvaluationReport:
+    """``evaluate`` on one retailer's test rows, with every curve in steps of at least ``k``
+    carts: the precision-recall curves (``pr_in_steps``), the calibration bins
+    (``calibration_in_steps``) and the operating point, shown only when the carts called
+    abandoned and the others are each none or at least ``k`` (``operating_point_in_steps``).
+    The areas, ROC-AUC and Brier score cover every test row."""
+    y = _binary(purchased, "purchased", None)
+    carts = _strings(cart_ids, y.size, "cart_ids")
+    report = evaluate(
+        purchased=y.astype(int),
+        models=[replace(m, abandoned=None) for m in models],
+        retailer_ids=np.full(y.size, retailer_id),
+        cart_ids=carts,
+        min_carts=k,
+        weights=weights,
+        n_train=n_train,
+        context=context,
+    )
+    metrics = []
+    for m, computed in zip(models, report.models, strict=True):
+        p = _probabilities(m.p_purchased, f"{m.name}.p_purchased")
+        point = operating_point_in_steps(m.abandoned, y, carts, report.prevalence_abandoned, k=k)
+        metrics.append(replace(
+            computed, pr_purchased=pr_in_steps(y, p, carts, k=k),
+            pr_abandoned=pr_in_steps(~y, 1.0 - p, carts, k=k),
+            calibration=calibration_in_steps(p, y, carts, k=k), **point,
+        ))  # fmt: skip
+    return replace(report, models=tuple(metrics))
+
+
+def pr_in_steps(
+    positive: np.ndarray, score: np.ndarray, cart: np.ndarray, *, k: int = K_ANONYMITY
+) -> Curve | None:
+    """The precision-recall curve of ``score`` for the ``positive`` rows, one point per step of
+    a threshold table (``threshold_tables.threshold_table``) whose every step calls at least
+    ``k`` carts more than the one above (the first at least ``k``): no two neighbouring points
+    differ by fewer than ``k`` carts. In scikit-learn's order (recall decreasing), ending at
+    recall 0 with the first step's precision. None without both classes or ``k`` carts."""
+    y = np.asarray(positive, dtype=bool)
+    carts = np.asarray(cart)
+    if not _both_classes(y) or np.unique(carts).size < k:
+        return None
+    table = threshold_table(np.asarray(score, dtype=float), y, carts, min_carts=k)
+    precision = [s.hits / s.called for s in reversed(table.steps)]
+    recall = [s.hits / table.abandoned for s in reversed(table.steps)]
+    return Curve(_floats(np.array([*precision, precision[-1]])),
+                 _floats(np.array([*recall, 0.0])))  # fmt: skip
+
+
+def steps_called(
+    p_purchased: np.ndarray,
+    purchased: np.ndarray,
+    cart: np.ndarray,
+    threshold: float,
+    *,
+    k: int = K_ANONYMITY,
+) -> np.ndarray:
+    """The rows called abandoned at the step of the abandoned class's curve
+    (``pr_in_steps``) where a threshold on P(abandoned) falls: the step that calls the
+    fewest rows among those calling every row the threshold calls (none when the threshold
+    calls none), so that the operating point shown is a point of the curve."""
+    p_abandoned = 1.0 - _probabilities(p_purchased, "p_purchased")
+    y = _binary(purchased, "purchased", p_abandoned.size)
+    if not (p_abandoned >= threshold).any():
+        return np.zeros(p_abandoned.size, dtype=bool)
+    steps = threshold_table(p_abandoned, ~y, np.asarray(cart), min_carts=k).steps
+    chosen = next((s for s in steps if s.threshold <= threshold), steps[-1])
+    return np.asarray(p_abandoned >= chosen.threshold)
+
+
+def operating_point_in_steps(
+    decided: np.ndarray | None,
+    purchased: np.ndarray,
+    cart: np.ndarray,
+    abandoned_rate: float | None,
+    *,
+    k: int = K_ANONYMITY,
+) -> dict[str, Any]:
+    """The operating-point figures of ``ModelMetrics`` for the rows ``decided`` abandoned;
+    all None when the carts called abandoned, or the others, are 1 to ``k`` - 1."""
+    y = _binary(purchased, "purchased", None)
+    called = None if decided is None else _binary(decided, "decided", y.size)
+    carts = np.asarray(cart)
+    if called is not None and not all(
+        n == 0 or n >= k for n in (np.unique(carts[called]).size, np.unique(carts[~called]).size)
+    ):
+        called = None
+    return _operating_point(called, y, abandoned_rate)
+
+
+def calibration_in_steps(
+    p_purchased: np.ndarray, purchased: np.ndarray, cart: np.ndarray, *, k: int = K_ANONYMITY
+) -> tuple[CalibrationBin, ...]:
+    """``CALIBRATION_BINS`` equal-width bins of P(purchased), neighbours merged until each
+    holds rows of at least ``k`` distinct carts (a remainder joins the bin before it); no bin
+    with fewer than ``k`` carts in all."""
+    p = _probabilities(p_purchased, "p_purchased")
+    y = _binary(purchased, "purchased", p.size).astype(float)
+    index = _bin_index(p)
+    bins = []
+    for group in _merged_by_carts(index, np.asarray(cart), k):
+        rows = np.isin(index, group)
+        bins.append(CalibrationBin(group[0] / CALIBRATION_BINS, (group[-1] + 1) / CALIBRATION_BINS,
+                                   float(p[rows].mean()), float(y[rows].mean()),
+                                   int(rows.sum())))  # fmt: skip
+    return tuple(bins)
+
+
+def score_bands(
+    p_abandoned: np.ndarray, abandoned: np.ndarray, cart: np.ndarray, *, k: int = K_ANONYMITY
+) -> tuple[ScoreBand, ...]:
+    """Outcomes per band of P(abandoned): bands 0.1 wide, neighbours merged until each holds
+    rows of at least ``k`` distinct carts, as ``calibration_in_steps``."""
+    p = _probabilities(p_abandoned, "p_abandoned")
+    y = _binary(abandoned, "abandoned", p.size).astype(float)
+    carts = np.asarray(cart)
+    index = _bin_index(p)
+    bands = []
+    for group in _merged_by_carts(index, carts, k):
+        rows = np.isin(index, group)
+        bands.append(ScoreBand(group[0] / CALIBRATION_BINS, (group[-1] + 1) / CALIBRATION_BINS,
+                               int(np.unique(carts[rows]).size), int(rows.sum()),
+                               float(p[rows].mean()), float(y[rows].mean())))  # fmt: skip
+    return tuple(bands)
+
+
+def _bin_index(p: np.ndarray) -> np.ndarray:
+    """Each value's bin of ``CALIBRATION_BINS`` equal-width bins over [0, 1]."""
+    return np.asarray(np.minimum(np.floor(p * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1))
+
+
+def _merged_by_carts(index: np.ndarray, cart: np.ndarray, k: int) -> list[list[int]]:
+    """Consecutive non-empty bins grouped until the rows of each group come from at least
+    ``k`` distinct carts (a cart's snapshots may fall in several bins, so carts are counted
+    per group, not added up); a remainder joins the group before it. Empty when all the rows
+    together come from fewer than ``k`` carts."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    seen: set[Any] = set()
+    for i in range(CALIBRATION_BINS):
+        rows = index == i
+        if not rows.any():
+            continue
+        current.append(i)
+        seen.update(cart[rows].tolist())
+        if len(seen) >= k:
+            groups.append(current)
+            current, seen = [], set()
+    if current:
+        if not groups:
+            return []
+        groups[-1].extend(current)
+    return groups
 
 
 # --- per retailer ------------------------------------------------------------------------------

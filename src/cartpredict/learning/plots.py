@@ -24,6 +24,7 @@ from cartpredict.learning.evaluation import (
     EvaluationReport,
     ModelMetrics,
     PolicyValue,
+    ScoreBand,
 )
 
 if TYPE_CHECKING:
@@ -306,6 +307,34 @@ def _style() -> Iterator[None]:
         yield
 
 
+def bands_figure(bands: Sequence[ScoreBand]) -> Figure:
+    """Per band of P(abandoned): the share of carts bought within 24 h (bars) against the
+    share the model expected (dots), each band labelled with its carts."""
+    fig = _figure(9.5, 5.0)
+    ax = fig.add_subplot()
+    x = range(len(bands))
+    bought = [1.0 - b.abandoned_rate for b in bands]
+    expected = [1.0 - b.mean_p_abandoned for b in bands]
+    ax.bar(x, bought, color=POLICY_COLORS["product"], label="Bought within 24 h (observed)")
+    ax.plot(x, expected, linestyle="none", marker="D", markersize=8, markeredgecolor="black",
+            color=POLICY_COLORS["uniform"], label="Expected by the model")  # fmt: skip
+    for i, band in enumerate(bands):  # above both the bar and the dot
+        ax.text(i, max(bought[i], expected[i]) + 0.02, f"{bought[i]:.0%}\n{band.carts:,} carts",
+                ha="center", va="bottom", fontsize=9, bbox=LABEL_BOX)  # fmt: skip
+    ax.set_xticks(list(x), [_band_label(b) for b in bands])
+    ax.set(ylim=(0, min(1.0, max([*bought, *expected, 0.05]) * 1.3 + 0.1)),
+           xlabel="Band of P(abandoned) the model gave the cart",
+           ylabel="Share bought within 24 h")  # fmt: skip
+    ax.set_title("What became of the carts in each score band (held-out carts; bands of at "
+                 "least 10 carts)")  # fmt: skip
+    _finish(ax)
+    return fig
+
+
+def _band_label(band: ScoreBand) -> str:
+    return f"{band.lower:.0%}–{band.upper:.0%}"
+
+
 # --- HTML --------------------------------------------------------------------------------------
 
 CSS = """
@@ -391,6 +420,7 @@ CAPTIONS = {
     "weights": "Largest weights per model",
     "decisions": "Expected profit per 1,000 carts of each decision policy, and its gain over "
     "no action",
+    "bands": "Share of carts bought within 24 h per band of P(abandoned)",
 }
 
 
@@ -537,3 +567,106 @@ def _int(value: int | None) -> str:
 
 def _e(text: str) -> str:
     return html.escape(str(text), quote=True)
+
+
+# --- one retailer's report, in steps of k carts ------------------------------------------------
+
+
+def write_retailer_report(
+    report: EvaluationReport | None,
+    bands: Sequence[ScoreBand],
+    out_dir: Path,
+    *,
+    title: str,
+    facts: Sequence[tuple[str, str]],
+    notes: Sequence[str],
+) -> dict[str, Path]:
+    """One retailer's report (``evaluation.evaluate_in_steps``): report.json, pr_purchased.png,
+    pr_abandoned.png, calibration.png, bands.png, weights.png (if weights) and index.html;
+    without a report (too few carts to show anything), index.html alone with the ``facts``
+    (label, value) and ``notes``. Returns name (file stem) -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    if report is not None:
+        paths["report"] = out_dir / "report.json"
+        data = {**report.to_dict(), "score_bands": [vars(b) for b in bands]}
+        paths["report"].write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+                                   + "\n", encoding="utf-8")  # fmt: skip
+        drawings: dict[str, Callable[[], Figure]] = {
+            "pr_purchased": lambda: pr_figure(report, "purchased"),
+            "pr_abandoned": lambda: pr_figure(report, "abandoned"),
+            "calibration": lambda: calibration_figure(report),
+        }
+        if bands:
+            drawings["bands"] = lambda: bands_figure(bands)
+        if any(report.weights.values()):
+            drawings["weights"] = lambda: weights_figure(report)
+        with _style():
+            for name, draw in drawings.items():
+                paths[name] = _save(draw(), out_dir / f"{name}.png")
+    images = {name: path.name for name, path in paths.items() if path.suffix == ".png"}
+    paths["index"] = out_dir / "index.html"
+    page = render_retailer_html(report, bands, images, title=title, facts=facts, notes=notes)
+    paths["index"].write_text(page, encoding="utf-8")
+    return paths
+
+
+def render_retailer_html(
+    report: EvaluationReport | None,
+    bands: Sequence[ScoreBand],
+    images: dict[str, str],
+    *,
+    title: str,
+    facts: Sequence[tuple[str, str]],
+    notes: Sequence[str],
+) -> str:
+    """One self-contained page (images by relative file name), readable on a phone."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{CSS}{NARROW_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        _table(("", "Value"), [(_e(k), _e(v)) for k, v in facts], []),
+        *(f"<p class='note'>{_e(note)}</p>" for note in notes),
+    ]
+    if report is not None:
+        parts += [
+            f"<div class='scroll'>{_summary_table(report)}</div>",
+            *(_image(name, images[name]) for name in ("pr_purchased", "pr_abandoned",
+                                                      "calibration") if name in images),
+            _bands_section(bands, images.get("bands")),
+            _weights_section(report, images.get("weights")),
+            _context_section(report),
+            '<p class="note">All numbers: <a href="report.json">report.json</a>.</p>',
+        ]  # fmt: skip
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+NARROW_CSS = """
+.scroll { overflow-x: auto; }
+@media (max-width: 40rem) { body { margin: 0.5rem; } th, td { padding: 0.2rem 0.3rem; } }
+"""
+
+
+def _bands_section(bands: Sequence[ScoreBand], image: str | None) -> str:
+    if not bands:
+        return ""
+    header = ("P(abandoned)", "Carts", "Snapshots", "Expected abandoned (mean P)",
+              "Abandoned (observed)", "Bought within 24 h")  # fmt: skip
+    rows = [
+        [_e(_band_label(b)), _e(_int(b.carts)), _e(_int(b.rows)), _e(f"{b.mean_p_abandoned:.1%}"),
+         _e(f"{b.abandoned_rate:.1%}"), _e(f"{1.0 - b.abandoned_rate:.1%}")]
+        for b in bands
+    ]  # fmt: skip
+    picture = _image("bands", image) if image else ""
+    note = (
+        "<p class='note'>Every held-out snapshot (a cart at 0, 1, 3, 6 or 12 hours of "
+        "inactivity) in the band of P(abandoned) the served model gave it; neighbouring bands "
+        "are merged until each holds at least 10 carts.</p>"
+    )
+    return ("<h2>Outcomes per score band</h2>\n" + picture
+            + f"<div class='scroll'>{_table(header, rows, [])}</div>" + note)  # fmt: skip
