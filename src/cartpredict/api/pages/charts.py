@@ -108,7 +108,7 @@ def columns(bars: Sequence[Bar], *, title: str, description: str, colour: str = 
             body.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" '
                         f'height="{h:.1f}" fill="{fill}"><title>{escape(tip)}</title>'
                         "</rect>")  # fmt: skip
-            if slot >= 26 and bar.note:
+            if slot >= 26 and bar.note and bar.value:
                 body.append(_text(centre, top + plot_h - h - 4, bar.note, anchor="middle",
                                   size=FONT - 1))  # fmt: skip
         if i % every == 0:
@@ -180,8 +180,7 @@ def rates(series: Series, labels: Sequence[str], *, title: str, description: str
 
 
 def paired(rows: Sequence[tuple[str, float | None, float | None]], names: tuple[str, str], *,
-           title: str, description: str, better: str = "higher",
-           width: int = WIDE) -> Markup:  # fmt: skip
+           title: str, description: str, width: int = WIDE) -> Markup:  # fmt: skip
     """Two horizontal bars per row (0 to 1), e.g. the model against the rule per metric."""
     left, right, top = min(130, width // 3), 48, 30
     row_h, bar_h = 40, 14
@@ -193,7 +192,6 @@ def paired(rows: Sequence[tuple[str, float | None, float | None]], names: tuple[
         _text(left + 18, 17, names[0]),
         f'<rect x="{key_x}" y="8" width="14" height="10" fill="{ORANGE}"/>',
         _text(key_x + 18, 17, names[1]),
-        _text(width - 4, 17, f"{better} is better", anchor="end", fill=GREY),
     ]
     for i, (label, first, second) in enumerate(rows):
         y = top + i * row_h

@@ -63,9 +63,14 @@ def money(value: float | None, currency: str, digits: int = 2) -> str:
     return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency}"
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """``+3.6``, ``−0.4`` (a minus sign, not a hyphen)."""
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
 def points(value: float) -> str:
     """A difference of two rates, in purchases per 100 carts."""
-    return f"{value * 100:+.1f}"
+    return signed(value * 100)
 
 
 # --- Overview --------------------------------------------------------------------------------
@@ -444,9 +449,9 @@ def _odds(p: float) -> float:
 COMPARED = (
     ("roc_auc", "Ranking (ROC-AUC)", "ranking",
      "0.5 is a coin toss, 1 ranks every cart right"),
-    ("auc_pr_purchased", "Finding buyers (AUC-PR, purchased)", "finding buyers",
+    ("auc_pr_purchased", "Finding buyers (AUC-PR, purchased)", "buyers",
      "how well the carts it rates likeliest to be bought were bought"),
-    ("auc_pr_abandoned", "Finding abandoners (AUC-PR, abandoned)", "finding abandoners",
+    ("auc_pr_abandoned", "Finding abandoners (AUC-PR, abandoned)", "abandoners",
      "how well the carts it rates likeliest abandoned were abandoned"),
     ("brier", "Error of its probabilities (Brier)", "error", "lower is better; 0 is perfect"),
 )  # fmt: skip

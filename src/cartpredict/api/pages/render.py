@@ -39,7 +39,11 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        pct=figures.pct, count=figures.count, money=figures.money, points=figures.points
+        pct=figures.pct,
+        count=figures.count,
+        money=figures.money,
+        points=figures.points,
+        signed=figures.signed,
     )
     return env
 

@@ -152,6 +152,7 @@ async def overview(
         **_context(who, retailer_id, "", "Overview"), "days": days, "stats": stats,
         "experiment": experiment, "actions": figures.action_results(experiment),
         "trend": figures.trend(stats), "currency": found.retailer.currency,
+        "kind": found.model.kind,
     })  # fmt: skip
 
 
