@@ -115,7 +115,8 @@ def demo(host: str, port: int, then_serve: bool, history: bool) -> None:
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}\n"
     )
     if then_serve:
-        click.echo(f"Serving on {base}  (API docs: {base}/docs; Ctrl-C stops)")
+        click.echo(f"Serving on {base}  (dashboard: {base}/app/, sign in with a key above; "
+                   f"API docs: {base}/docs; Ctrl-C stops)")  # fmt: skip
         sys.stdout.flush()
         _run_server(host, port, 1, access_log=False)
 
