@@ -252,8 +252,10 @@ def test_markup_that_came_through_the_api_is_shown_as_text(
     sign_in(page, demo, OPERATOR_KEY)
     assert page.locator(f'a[href="/app/{MARKUP_STORE}/"]').is_visible()  # the picker
     page.goto(f"{demo.url}/app/{MARKUP_STORE}/model")
+    what_if = page.get_by_role("rowheader", name=f"coupon is “{MARKUP}” (rather than none)")
+    assert what_if.is_visible()  # the typical cart with that value, as text
     page.locator("summary", has_text="weights").click()
-    assert page.get_by_text(f"coupon is “{MARKUP}”").is_visible()
+    assert page.get_by_text(f"coupon={MARKUP}", exact=True).is_visible()  # the weight's name
     assert page.locator("main script").count() == 0
     assert dialogs == []
     assert traffic.problems() == {}

@@ -402,10 +402,11 @@ class WhatIf:
     p_after: float
 
 
-def what_ifs(tenant: Tenant) -> list[WhatIf]:
+def what_ifs(tenant: Tenant, info: Mapping[str, Any], levels: int = 5) -> list[WhatIf]:
     """The odds of abandonment of the retailer's typical cart against the same cart with one
     thing changed, as the serving model scores both: every weight, curvature and interaction
-    at once, in plain words."""
+    at once, in plain words; of its categorical attributes, the ``levels`` values the model
+    weighs most (from the weights ``info`` lists)."""
     retailer, model = tenant.retailer, tenant.model
     base = typical_cart(tenant)
     value = retailer.typical_cart_value
@@ -433,6 +434,12 @@ def what_ifs(tenant: Tenant) -> list[WhatIf]:
          changed(shipping_speed=speed))
         for speed in retailer.shipping_speeds if speed != base.shipping_speed
     ]  # fmt: skip
+    named = [n for n in (info.get("weights") or {}) if "=" in n and "*" not in n]
+    named.sort(key=lambda n: -abs(info["weights"][n]))
+    for name in named[:levels]:
+        attribute, _, level = name.partition("=")
+        cases.append((f"{attribute} is “{level}” (rather than none)",
+                      changed(attributes={attribute: level})))  # fmt: skip
     before = p(base)
     out = []
     for change, cart in cases:

@@ -182,7 +182,7 @@ async def model(
     found = await tenant(svc, retailer_id)
     weights = figures.weights(info)
     compared, test_carts = figures.against_rule(info)
-    what_ifs = figures.what_ifs(found) if info["kind"] != "baseline" else []
+    what_ifs = figures.what_ifs(found, info) if info["kind"] != "baseline" else []
     return page(request, "model.html", {
         **_context(who, retailer_id, "model", "Model"), "info": info, "drift": stats["drift"],
         "weights": weights, "weights_chart": figures.weights_chart(weights),
