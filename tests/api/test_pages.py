@@ -320,3 +320,48 @@ def test_markup_sent_through_the_api_renders_inert(app_client: TestClient) -> No
     assert html.escape(MARKUP) in page.text  # shown, as text
     assert "coupon is “&lt;script&gt;alert(1)&lt;/script&gt;”" in page.text  # a weight
     assert "coupon is “&lt;script&gt;alert(1)&lt;/script&gt;” (rather than none)" in page.text
+
+
+def arm(carts: int, purchased: int) -> dict[str, Any]:
+    return {"carts": carts, "purchased": purchased, "rate": purchased / carts,
+            "revenue": purchased * 60.0, "margin": purchased * 21.0,
+            "cost": carts * 0.01}  # fmt: skip
+
+
+def compared(treated: int, bought: int, held: int, held_bought: int) -> dict[str, Any]:
+    """An action's figures as the experiment report gives them."""
+    uplift = bought / treated - held_bought / held
+    return {"treatment": arm(treated, bought), "control": arm(held, held_bought),
+            "uplift": {"estimate": uplift, "ci95": [uplift - 0.03, uplift + 0.03]},
+            "incremental_purchases": uplift * treated, "incremental_margin": -120.5,
+            "periods": [{"start": "2026-10-01", "end": "2026-10-01"}]}  # fmt: skip
+
+
+def test_the_experiments_page_shows_explored_carts_apart(
+    app_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the report holds is drawn: the explored carts against their own control carts
+    beside the targeted ones, and what exploring cost."""
+    auth = create_retailer(app_client, "store_a")
+    shown = compared(1000, 300, 120, 30)
+    report = {
+        "retailer_id": "store_a", "k_anonymity": 10, "computed_at": None,
+        "window": {"start": "2026-09-02", "end": "2026-10-01", "days": 30},
+        "actions": {"reminder_email": shown | {"exploration": {
+            "explored": compared(100, 25, 20, 5), "targeted": compared(900, 275, 100, 25),
+            "cost": 42.0, "periods": shown["periods"]}},
+            "popup_10": {"treatment": None, "control": None, "uplift": None, "periods": [],
+                         "incremental_purchases": None, "incremental_margin": None,
+                         "exploration": None}},
+        "merged": [], "suppressed": [],
+    }  # fmt: skip
+    svc = app_client.app.state.services  # type: ignore[attr-defined]
+    monkeypatch.setattr(svc.experiment, "report", lambda retailer_id, days: report)
+    signed_in(app_client, secret(auth))
+    page = app_client.get("/app/store_a/experiments")
+    assert page.status_code == 200
+    assert "+5.0 purchases per 100 carts" in page.text
+    assert "Explored carts apart" in page.text and "What exploring cost: $42.00" in page.text
+    assert "−$120.50" in page.text  # a loss, with a minus sign
+    overview = app_client.get("/app/store_a/")
+    assert overview.status_code == 200 and "+50.0" in overview.text  # 5 per 100 of 1,000 carts
