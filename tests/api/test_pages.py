@@ -365,3 +365,25 @@ def test_the_experiments_page_shows_explored_carts_apart(
     assert "−$120.50" in page.text  # a loss, with a minus sign
     overview = app_client.get("/app/store_a/")
     assert overview.status_code == 200 and "+50.0" in overview.text  # 5 per 100 of 1,000 carts
+
+
+def test_the_model_page_explains_where_each_actions_recovery_rate_comes_from(
+    app_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = create_retailer(app_client, "store_a")
+    svc = app_client.app.state.services  # type: ignore[attr-defined]
+    info = svc.models.info("store_a")
+    learnt = {"action": "popup_10", "channel": "onsite", "serves": "own",
+              "explanation": ["recovers 2.2 % of otherwise-lost carts like a typical one"],
+              "intercept": -1.2, "weights": {"mobile": 1.5},
+              "last_training": {"reason": "promoted", "treated": 1213, "control": 1187,
+                                "heldout": {"qini": 0.036, "qini_prior": -0.003}}}  # fmt: skip
+    info["recovery"]["actions"][1] = learnt
+    monkeypatch.setattr(svc.models, "info", lambda retailer_id: info)
+    signed_in(app_client, secret(auth))
+    page = app_client.get("/app/store_a/model").text
+    assert "recovers 2.2 % of otherwise-lost carts like a typical one" in page
+    assert "learnt from your carts" in page and "1,213 treated" in page
+    assert "Qini coefficient of 0.036, against -0.003 for the prior" in page
+    assert "No recovery model has been trained yet for this action." in page  # the other
+    assert "The baseline rule" in page  # no model trained for its carts yet
