@@ -33,6 +33,7 @@ from cartpredict.core.clock import utcnow
 from cartpredict.core.settings import Settings
 from cartpredict.learning.simulate import Choice, SimulatedCart, Treatment, simulate
 from cartpredict.learning.treatments import DECISION_HOURS, is_contactable
+from cartpredict.monitoring.rollup import rollup
 from cartpredict.ops.experiments import load_simulation, log_simulated_predictions
 from cartpredict.serving.container import build_services
 from cartpredict.storage import DailyStats
@@ -47,7 +48,6 @@ HISTORY_DAYS = 90
 
 def seed(url: str) -> str:
     """The store, its week repeated over 90 days; its key."""
-    from cartpredict.monitoring.rollup import rollup  # after the services (an import cycle)
 
     def everyone(cart: SimulatedCart) -> Choice:
         action = "reminder_email" if is_contactable(cart.retailer_id, cart.cart_id) else "popup_10"

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from cartpredict.monitoring.rollup import rollup_now
 from tests.support.factories import cart, create_retailer
 
 MESSAGES = {"email", "sms", "push"}
@@ -158,8 +159,6 @@ def test_a_share_of_carts_is_explored_whatever_its_expected_gain(client: TestCli
 def test_a_budget_acts_on_the_top_share_of_recent_expected_gains(
     client: TestClient, database_url: str
 ) -> None:
-    from cartpredict.monitoring.rollup import rollup_now
-
     budget = {**POLICY, "max_action_share": 0.3, "explore_share": 0.0}  # the budget alone
     auth = create_retailer(client, "s", recovery_policy=budget)
     rng = random.Random(11)

@@ -26,6 +26,7 @@ from cartpredict.core.settings import Settings
 from cartpredict.learning.simulate import Choice, SimulatedCart, Treatment, simulate
 from cartpredict.learning.treatments import DECISION_HOURS, is_contactable
 from cartpredict.models.features import FeatureSpec
+from cartpredict.monitoring.rollup import rollup
 from cartpredict.ops.experiments import load_simulation, log_simulated_predictions
 from cartpredict.serving.container import build_services
 from cartpredict.serving.schemas import RetailerCreate
@@ -71,8 +72,6 @@ def acting_store(settings: Settings, now: datetime) -> str:
                    fixed_size=True)  # fmt: skip
     last = sim.start + timedelta(days=days)  # every decision's 24 h inside the simulation
     sim = replace(sim, exposures=[x for x in sim.exposures if x.at < last])
-    from cartpredict.monitoring.rollup import rollup  # after the services (an import cycle)
-
     svc = build_services(settings, utcnow)
     try:
         load_simulation(sim, svc.store, now=now)

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from cartpredict.api.app import create_app
 from cartpredict.models.features import FeatureSpec
 from cartpredict.monitoring import drift, tally
-from cartpredict.monitoring.rollup import FINAL_AFTER, rollup_now
+from cartpredict.monitoring.outcome import FINAL_AFTER
+from cartpredict.monitoring.rollup import rollup_now
 from cartpredict.monitoring.stats import MAX_DAYS, StatsService
 from cartpredict.privacy.anonymity import K_ANONYMITY, kept, suppress_small
 from cartpredict.storage import POOLED_SCOPE, DailyStats, ModelVersion

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.decisions.experiment import Arm, compare
 from cartpredict.decisions.policy import RecoveryPolicy, in_force
+from cartpredict.monitoring.outcome import OUTCOME_WINDOW
 from cartpredict.monitoring.stats import MAX_DAYS, Notes, Window
 from cartpredict.privacy.anonymity import K_ANONYMITY, suppress_small
 from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer, RetailerStore
@@ -48,7 +49,6 @@ from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer,
 KEY = "experiment"  # where a day's stats row keeps these figures
 ARMS = ("treatment", "control")
 EXPLORED = "explored_"  # the arms' figures of the explored carts alone: explored_treatment, ...
-OUTCOME_WINDOW = timedelta(hours=24)
 FIELDS = ("carts", "purchased", "revenue", "margin", "cost")
 
 PolicyVersions = Sequence[tuple[int, RecoveryPolicy, datetime]]  # (version, policy, from)

@@ -10,28 +10,30 @@ own and has no outcome. Outcome: *purchased* when the retailer sent a purchase o
 within 24 h after the prediction (or up to ``CLOCK_SKEW`` before it), *abandoned* when 24 h
 passed without one, *pending* until then. A day is recomputed on every rollup until its last
 outcome is in and late events have had ``LATE_EVENTS`` to arrive; then it is final, and it
-outlives the raw rows it came from (aggregates are kept up to 90 days).
+outlives the raw rows it came from (aggregates are kept up to 90 days). The outcome and the
+timing rules are ``outcome.py``'s.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
 from cartpredict.monitoring import experiment, tally
 from cartpredict.monitoring.budget import BudgetStore, update_cutoffs
+from cartpredict.monitoring.outcome import (
+    CLOCK_SKEW,
+    FINAL_AFTER,
+    OUTCOME_WINDOW,
+    day_bounds,
+    outcome,
+)
 from cartpredict.monitoring.recorder import PredictionRecorder
 from cartpredict.storage import DailyStats, EventStore, Exposure, ScoredCart
 
-OUTCOME_WINDOW = timedelta(hours=24)
-LATE_EVENTS = timedelta(hours=24)  # a purchase sent this late after its window still counts
-FINAL_AFTER = OUTCOME_WINDOW + LATE_EVENTS  # after a day ends: final, never computed again
-# A purchase stamped this much before the prediction still follows it: event times are often
-# whole seconds, and the retailer's clock is not ours.
-CLOCK_SKEW = timedelta(minutes=2)
 VALUE_LOOKBACK = timedelta(days=14)  # a purchased cart's value: its last update this far back
 
 
@@ -56,31 +58,13 @@ def day_figures(
     figures = tally.empty()
     figures["predictions"] = len(carts)
     for cart in latest.values():
-        outcome = _outcome(cart, purchases, as_of)
         tally.count(
-            figures, cart.p_abandoned, cart.abandoned, outcome,
+            figures, cart.p_abandoned, cart.abandoned, outcome(cart, purchases, as_of),
             cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
         )  # fmt: skip
     for partial in counted:
         tally.add(figures, partial)
     return figures
-
-
-def _outcome(cart: ScoredCart, purchases: Mapping[str, Sequence[datetime]], as_of: datetime) -> str:
-    if cart.cart_id is None:
-        return "without_cart_id"
-    end = cart.at + OUTCOME_WINDOW
-    purchased = any(cart.at - CLOCK_SKEW < at <= end for at in purchases.get(cart.cart_id, ()))
-    if purchased:
-        return "fp" if cart.abandoned else "tn"
-    if end > as_of:
-        return "pending"
-    return "tp" if cart.abandoned else "fn"
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def rollup(store: RollupStore, *, as_of: datetime) -> int:
@@ -147,7 +131,7 @@ def _experiment_by_day(
     retailer = store.get_retailer(retailer_id=retailer_id)
     if not exposures or retailer is None:
         return {}
-    window_end = end + experiment.OUTCOME_WINDOW + timedelta(seconds=1)
+    window_end = end + OUTCOME_WINDOW + timedelta(seconds=1)
     values: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for cart_id, at, value in store.cart_values(
         retailer_id=retailer_id, start=start - VALUE_LOOKBACK, end=window_end

@@ -30,7 +30,7 @@ from typing import Any
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.monitoring import drift, tally
-from cartpredict.monitoring.rollup import FINAL_AFTER
+from cartpredict.monitoring.outcome import FINAL_AFTER
 from cartpredict.monitoring.tally import P_BINS
 from cartpredict.privacy.anonymity import K_ANONYMITY, kept, suppress_small
 from cartpredict.storage import (
