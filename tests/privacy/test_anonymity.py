@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 
 from cartpredict.api.app import create_app
 from cartpredict.models.features import FeatureSpec
-from cartpredict.monitoring import drift, tally
+from cartpredict.monitoring import breakdown, drift, tally
 from cartpredict.monitoring.outcome import FINAL_AFTER
 from cartpredict.monitoring.rollup import rollup_now
 from cartpredict.monitoring.stats import MAX_DAYS, StatsService
 from cartpredict.privacy.anonymity import K_ANONYMITY, kept, suppress_small
-from cartpredict.storage import POOLED_SCOPE, DailyStats, ModelVersion
+from cartpredict.storage import POOLED_SCOPE, DailyStats, Decided, ModelVersion
 from tests.support.factories import OPERATOR, SettableClock, make_settings, retailer_spec
 from tests.support.stats_answers import count_figures, nested, small_differences, small_figures
 
@@ -312,11 +312,13 @@ LEVELS = (0.0, 0.03, 0.5, 0.97, 1.0)  # shares that make cells of 0, a few, or m
 
 
 def day_figures(rng: random.Random, carts: int, final: bool) -> dict[str, Any]:
-    """One day of a random retailer: P(abandoned), decisions, outcomes and profile drawn with
-    shares that often leave 1 to 9 carts in a bin or a cell."""
+    """One day of a random retailer: P(abandoned), decisions, outcomes, retention decisions and
+    profile drawn with shares that often leave 1 to 9 carts in a bin or a cell."""
     figures = tally.empty()
+    figures[breakdown.KEY] = broken = breakdown.empty()
     centre, flag_share = rng.choice(BINS_SHIFT), rng.choice(LEVELS)
     bought, without_id = rng.choice(LEVELS), rng.choice(LEVELS[:3])
+    held, undecided, acted = rng.choice(LEVELS), rng.choice(LEVELS[:3]), rng.choice(LEVELS)
     for _ in range(carts):
         p = min(max(rng.gauss(centre + 0.3, 0.15), 0.0), 1.0)
         abandoned = rng.random() < flag_share
@@ -332,8 +334,20 @@ def day_figures(rng: random.Random, carts: int, final: bool) -> dict[str, Any]:
         device = rng.choice(("mobile", "mobile", "desktop", "tablet"))
         speed = rng.choice(("standard", "standard", "express"))
         tally.count(figures, p, abandoned, outcome, value, rng.randint(1, 12), device, speed)
+        decision = None if rng.random() < undecided else random_decision(rng, held, acted)
+        breakdown.count(broken, p, outcome, decision)
     figures["predictions"] = carts + rng.randint(0, 3)
     return figures
+
+
+def random_decision(rng: random.Random, held: float, acted: float) -> Decided:
+    """A decision drawn with shares that often leave 1 to 9 carts of an action or a reason."""
+    action = rng.choice(("reminder_email", "popup_10")) if rng.random() < acted else "none"
+    reason = rng.choice(("gain", "gain", "no_gain")) if action != "none" else rng.choice(
+        ("no_gain", "no_gain", "not_contactable", "budget"))  # fmt: skip
+    if rng.random() < held:
+        return Decided(1, "control", "none", action, 1.0, 0.0, "control")
+    return Decided(1, "treatment", action, "none", 1.0, 0.0, reason)
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,61 @@ def count_figures(answer: Mapping[str, Any]) -> dict[str, int | None]:
     if answer["totals"] is not None:
         binned = sum(b["carts"] for b in answer["distribution"])
         figures["distribution.left_out"] = answer["totals"]["carts"] - binned
+    figures |= _bands(answer)
+    figures |= _decisions(answer)
     drift = answer["drift"]
     if drift.get("carts") is not None:
         window = drift["window"]
         figures[f"drift[{window['start']}..{window['end']}].carts"] = drift["carts"]
     for period in answer["periods"]:
         figures |= _group(period, f"periods[{period['start']}]")
+    return figures
+
+
+def _bands(answer: Mapping[str, Any]) -> dict[str, int | None]:
+    """Each band's counts, what its carts leave out of those of the distribution's bins in it,
+    and what all bands leave out of the totals."""
+    figures: dict[str, int | None] = {}
+    bins = {round(b["lower"] * P_BINS): b["carts"] for b in answer["distribution"]}
+    for band in answer["bands"]:
+        key = f"bands[{band['lower']:g}, {band['upper']:g})"
+        for name in ("carts", "resolved", "purchased"):
+            figures[f"{key}.{name}"] = band[name]
+        if band["carts"] is None:
+            continue
+        figures[f"{key}.unresolved"] = band["carts"] - band["resolved"]
+        figures[f"{key}.unpurchased"] = band["resolved"] - band["purchased"]
+        inside = range(round(band["lower"] * P_BINS), round(band["upper"] * P_BINS))
+        figures[f"{key}.rest_of_its_bins"] = sum(bins.get(i, 0) for i in inside) - band["carts"]
+    if answer["totals"] is not None:
+        banded = [b for b in answer["bands"] if b["carts"] is not None]
+        figures["bands.left_out"] = answer["totals"]["carts"] - sum(b["carts"] for b in banded)
+        resolved = answer["totals"]["outcomes"]["resolved"]
+        if resolved is not None:
+            figures["bands.resolved_left_out"] = resolved - sum(b["resolved"] for b in banded)
+    return figures
+
+
+def _decisions(answer: Mapping[str, Any]) -> dict[str, int | None]:
+    """Each action's counts, what its reasons leave out of its treatment carts, and what the
+    actions leave out of the named carts."""
+    figures: dict[str, int | None] = {}
+    decided = 0
+    for action, found in answer["decisions"].items():
+        key = f"decisions[{action}]"
+        figures[f"{key}.treatment"] = found["treatment"]
+        figures[f"{key}.control"] = found["control"]
+        for reason, n in found["reasons"].items():
+            figures[f"{key}.reasons.{reason}"] = n
+        if found["treatment"] is not None:
+            shown = [n for n in found["reasons"].values() if n is not None]
+            figures[f"{key}.reasons.left_out"] = found["treatment"] - sum(shown)
+        decided += (found["treatment"] or 0) + (found["control"] or 0)
+    totals = answer["totals"]
+    if totals is not None and None not in (totals["outcomes"]["resolved"],
+                                           totals["outcomes"]["pending"]):  # fmt: skip
+        named = totals["outcomes"]["resolved"] + totals["outcomes"]["pending"]
+        figures["decisions.left_out"] = named - decided
     return figures
 
 

@@ -174,7 +174,7 @@ def _demo_history(settings: Settings) -> None:
         demo_ids = [r["retailer_id"] for r in DEMO_RETAILERS]
         if not set(demo_ids) & set(svc.store.first_scored()):  # once: a rerun adds none
             logged = log_simulated_predictions(sim, svc.tenants, svc.store, retailer_ids=demo_ids,
-                                               now=now)  # fmt: skip
+                                               now=now, decided=True)  # fmt: skip
             days = rollup(svc.store, as_of=now)
             click.echo(f"Prediction history for the demo retailers: {logged} predictions, "
                        f"{days} daily aggregates (GET /retailer/{{id}}/stats)")  # fmt: skip

@@ -3,7 +3,8 @@
 Predictions (rows of the prediction log for those with a ``cart_id``; counts for
 those without, see ``recorder.py``) are reduced to one row per retailer and UTC day: carts
 scored, the distribution of P(abandoned), the decisions served, their outcomes once purchases
-arrive, the scored carts' profile for drift (``drift.py``), and the experiment's treatment and
+arrive, the scored carts' profile for drift (``drift.py``), the named carts by band of
+P(abandoned) and by retention decision (``breakdown.py``), and the experiment's treatment and
 control groups per action (``experiment.py``). A cart with an id counts once
 per day, by its latest prediction that day; a prediction without one counts as a cart of its
 own and has no outcome. Outcome: *purchased* when the retailer sent a purchase of the cart
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from cartpredict.core.clock import Clock
-from cartpredict.monitoring import experiment, tally
+from cartpredict.monitoring import breakdown, experiment, tally
 from cartpredict.monitoring.budget import BudgetStore, update_cutoffs
 from cartpredict.monitoring.outcome import (
     CLOCK_SKEW,
@@ -57,13 +58,17 @@ def day_figures(
             latest[cart.cart_id] = cart
     figures = tally.empty()
     figures["predictions"] = len(carts)
+    figures[breakdown.KEY] = broken = breakdown.empty()
     for cart in latest.values():
+        found = outcome(cart, purchases, as_of)
         tally.count(
-            figures, cart.p_abandoned, cart.abandoned, outcome(cart, purchases, as_of),
+            figures, cart.p_abandoned, cart.abandoned, found,
             cart.cart_value, cart.item_count, cart.device_type, cart.shipping_speed,
         )  # fmt: skip
+        breakdown.count(broken, cart.p_abandoned, found, cart.decision)
     for partial in counted:
         tally.add(figures, partial)
+        breakdown.count_unnamed(broken, partial["distribution"])
     return figures
 
 

@@ -14,7 +14,9 @@ window at two moments as long as nothing left it), so that subtraction cannot si
   distribution (fixed bins, never merged) are sums of what is shown of each group;
 * a ratio is taken over groups whose parts are all shown, and only over at least k carts;
 * drift is taken over the shown groups of one calendar week, once the whole week is final, with
-  the same rule applied to the week's histograms.
+  the same rule applied to the week's histograms;
+* the bands of P(abandoned) with their outcomes, and the decisions by action, follow
+  ``breakdown.py``'s rules within each group, and are summed over groups as the rest.
 
 The response lists every merge and every figure left out, and why.
 """
@@ -29,7 +31,7 @@ from typing import Any
 
 from cartpredict.core.clock import Clock, rfc3339
 from cartpredict.models.registry import ModelRegistry
-from cartpredict.monitoring import drift, tally
+from cartpredict.monitoring import breakdown, drift, tally
 from cartpredict.monitoring.outcome import FINAL_AFTER
 from cartpredict.monitoring.tally import P_BINS
 from cartpredict.privacy.anonymity import K_ANONYMITY, kept, suppress_small
@@ -159,6 +161,11 @@ class Notes:
             return round(hits / among, 4)
         self.left_out(field, f"fewer than {K_ANONYMITY} carts {what}")
         return None
+
+
+def _named(shown: _Shown) -> bool:
+    """Whether the group's carts with an id are shown apart from those without."""
+    return None not in (shown.resolved, shown.pending, shown.without_cart_id)
 
 
 def _group(shown: _Shown, field: str, notes: Notes) -> dict[str, Any]:
@@ -336,7 +343,12 @@ class StatsService:
                              held_days=self._held_days, notes=notes)  # fmt: skip
         rows, every, groups = window.rows, window.every, window.groups
         first, today = window.first, window.today
-        shown = [_shown(tally.total(r.figures for r in group)) for group in groups]
+        tallied = [tally.total(r.figures for r in group) for group in groups]
+        shown = [_shown(figures) for figures in tallied]
+        broken = [
+            breakdown.group((r.figures for r in group), figures["distribution"], named=_named(s))
+            for group, figures, s in zip(groups, tallied, shown, strict=True)
+        ]
         periods: list[dict[str, Any]] = []
         for group, figures in zip(groups, shown, strict=True):
             field = f"periods.{len(periods)}"
@@ -356,6 +368,8 @@ class StatsService:
             "totals": _group(total, "totals", notes) if shown else None,
             "periods": periods,
             "distribution": _distribution(total, notes) if shown else [],
+            "bands": breakdown.bands_out(broken, notes) if shown else [],
+            "decisions": breakdown.decisions_out(broken, notes),
             "drift": self._drift(retailer, rows, every, now, notes),
             "merged": notes.merged,
             "suppressed": notes.suppressed,

@@ -56,6 +56,7 @@ from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.serving.auth import hash_key, new_api_key
+from cartpredict.serving.decisions import Decider
 from cartpredict.serving.events import EventService
 from cartpredict.serving.policies import policy_of
 from cartpredict.serving.retailers import retailer_record
@@ -113,12 +114,16 @@ def log_simulated_predictions(
     retailer_ids: Iterable[str],
     now: datetime,
     after: timedelta = timedelta(hours=1),
+    decided: bool = False,
 ) -> int:
     """Fill the prediction log as if each retailer's site had asked, ``after`` into every
     cart's inactivity, whether to send a reminder (carts bought by then are not asked about),
-    and the model serving it now had answered. Return how many predictions were logged."""
+    and the model serving it now had answered; with ``decided``, each with the decision the
+    service would have logged (its policy now, the shopper contactable as the simulator draws
+    it). Return how many predictions were logged."""
     chosen = set(retailer_ids)
     logged: list[ScoredCart] = []
+    decider = Decider()
     for cart in sim.carts:
         at = cart.at + after
         if cart.retailer_id not in chosen or at > now:
@@ -129,12 +134,14 @@ def log_simulated_predictions(
         body = CartIn(retailer_id=cart.retailer_id, cart_id=cart.cart_id,
                       cart_value=cart.cart_value, item_count=cart.item_count,
                       inactivity_hours=after.total_seconds() / 3600,
-                      device_type=cart.device_type, shipping_speed=cart.shipping_speed)  # fmt: skip
-        score = tenant.model.score(body, tenant.retailer)
+                      device_type=cart.device_type, shipping_speed=cart.shipping_speed,
+                      contactable=is_contactable(cart.retailer_id, cart.cart_id))  # fmt: skip
+        score, curve = tenant.model.score_over_inactivity(body, tenant.retailer)
+        decision = decider.decide(tenant, body, score.p_abandoned, curve) if decided else None
         logged.append(
             ScoredCart(cart.retailer_id, at, cart.cart_id, tenant.model.version,
                        score.p_abandoned, score.abandoned, cart.cart_value, cart.item_count,
-                       cart.device_type, cart.shipping_speed)
+                       cart.device_type, cart.shipping_speed, decision)
         )  # fmt: skip
     store.add_scored_carts(carts=logged, history=True)
     return len(logged)
