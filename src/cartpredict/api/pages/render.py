@@ -15,7 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from cartpredict.api.pages import figures
+from cartpredict.api.pages import bands, figures
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -44,6 +44,14 @@ def environment() -> Environment:
         money=figures.money,
         points=figures.points,
         signed=figures.signed,
+    )
+    # The stats' bands and decisions as the pages word and draw them, from the ``stats``
+    # answer a page already has (``bands.py``).
+    env.globals.update(
+        recommended=bands.recommended,
+        recommended_chart=bands.recommended_chart,
+        realised=bands.realised,
+        realised_chart=bands.realised_chart,
     )
     return env
 
