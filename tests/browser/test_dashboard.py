@@ -23,16 +23,19 @@ import pytest
 from cartpredict.cli.demo import _env_file_keys
 from cartpredict.core.clock import utcnow
 from cartpredict.core.settings import Settings
+from cartpredict.learning.recovery_training import train_recovery
 from cartpredict.learning.simulate import Choice, SimulatedCart, Treatment, simulate
 from cartpredict.learning.treatments import DECISION_HOURS, is_contactable
 from cartpredict.models.features import FeatureSpec
 from cartpredict.monitoring.rollup import rollup
 from cartpredict.ops.experiments import load_simulation, log_simulated_predictions
 from cartpredict.serving.container import build_services
+from cartpredict.serving.retailers import retailer_record
 from cartpredict.serving.schemas import RetailerCreate
 from cartpredict.storage import ModelVersion
 from tests.support.browser import offline
-from tests.support.factories import OPERATOR_KEY
+from tests.support.factories import OPERATOR_KEY, SettableClock, retailer_spec
+from tests.support.responses import POLICY, decide_and_respond
 from tests.support.servers import running_server
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ PAGES = (("", "Overview"), ("targeting", "Targeting"), ("model", "Model"),
          ("experiments", "Experiments"), ("settings", "Settings"))  # fmt: skip
 WIDTHS = (1280, 390)
 ACTING = "sim_acting"  # a simulated store that acted on its carts, with control groups
+LEARNT = "sim_learnt"  # a store whose learnt recovery model serves its decisions
 MARKUP_STORE = "markup_store"
 MARKUP = "<script>alert(1)</script>"
 
@@ -82,6 +86,28 @@ def acting_store(settings: Settings, now: datetime) -> str:
         svc.close()
 
 
+def learnt_store(settings: Settings, now: datetime) -> str:
+    """A store whose pop-up was decided for 2,400 carts three days ago, by the service with its
+    control group, each decision reported and the carts bought as a known response buys them
+    (``tests/support/responses.py``); then its recovery model learnt, which serves: its
+    Experiments page draws the Qini curve. Its key."""
+    clock = SettableClock(now - timedelta(days=3))
+    svc = build_services(settings, clock)
+    try:
+        spec = retailer_spec(LEARNT, recovery_policy=POLICY.to_dict(), pooled_learning=False)
+        record = replace(retailer_record(RetailerCreate.model_validate(spec), clock.now),
+                         assignment_salt=f"salt-of-{LEARNT}")  # fmt: skip
+        svc.store.create_retailer(retailer=record, key_hash=f"hash-of-{LEARNT}")
+        decide_and_respond(svc, LEARNT, 2400, seed=9, start=clock.now)
+        clock.now = now
+        (learnt,) = [o for o in train_recovery(svc.store, as_of=now, clock=clock)
+                     if o.scope == LEARNT]  # fmt: skip
+        assert learnt.status == "promoted", learnt.actions
+        return svc.keys.replace_all(LEARNT).secret
+    finally:
+        svc.close()
+
+
 def markup_store(settings: Settings, now: datetime) -> None:
     """A store whose categorical attribute took a value with markup, which the API accepts
     and which became a weight's name of the model serving it."""
@@ -116,6 +142,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     settings = Settings(database_url=url, operator_key=OPERATOR_KEY)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     keys[ACTING] = acting_store(settings, now)
+    keys[LEARNT] = learnt_store(settings, now)
     markup_store(settings, now)
     with running_server(env) as client:
         yield Demo(str(client.base_url).rstrip("/"), keys)
@@ -133,7 +160,7 @@ def phone(browser: Browser) -> Page:
     return browser.new_context(viewport={"width": 390, "height": 844}).new_page()
 
 
-@pytest.mark.parametrize("retailer", ["demo_fashion", "demo_grocery", ACTING])
+@pytest.mark.parametrize("retailer", ["demo_fashion", "demo_grocery", ACTING, LEARNT])
 def test_every_page_renders_offline_on_a_screen_and_on_a_phone(
     browser: Browser, page: Page, demo: Demo, screenshots: Path, retailer: str
 ) -> None:
@@ -167,6 +194,34 @@ def test_the_acting_stores_pages_show_what_its_actions_earned(page: Page, demo: 
     assert page.locator("figure svg.chart").first.is_visible()
     page.goto(f"{demo.url}/app/{ACTING}/")
     assert page.get_by_role("columnheader", name="Purchases added").is_visible()
+
+
+def test_the_model_page_draws_the_model_against_the_rule_curve_by_curve(
+    browser: Browser, page: Page, demo: Demo
+) -> None:
+    for width in WIDTHS:
+        tab = page if width == 1280 else phone(browser)
+        try:
+            sign_in(tab, demo, demo.keys["demo_fashion"])
+            tab.goto(f"{demo.url}/app/demo_fashion/model")
+            card = tab.locator("section.card", has=tab.locator("h2", has_text="Curve by curve"))
+            assert "on 266 held-out carts of yours" in card.inner_text()
+            charts = card.locator("figure svg.chart:visible")
+            assert charts.count() == 2  # precision-recall and calibration, at this width
+            for i in range(2):
+                assert charts.nth(i).bounding_box()["width"] <= width  # type: ignore[index]
+        finally:
+            if tab is not page:
+                tab.context.close()
+
+
+def test_the_learnt_stores_experiments_page_draws_who_responds(page: Page, demo: Demo) -> None:
+    sign_in(page, demo, demo.keys[LEARNT])
+    page.goto(f"{demo.url}/app/{LEARNT}/experiments")
+    card = page.locator("section.card", has=page.locator("h2", has_text="popup_10"))
+    assert "Who responds: your model" in card.inner_text()
+    qini = card.locator("figure svg.chart:visible", has=page.locator("title", has_text="Qini"))
+    assert qini.count() == 1 and qini.is_visible()
 
 
 def decisions(demo: Demo, retailer: str, n: int = 400) -> list[dict[str, Any]]:

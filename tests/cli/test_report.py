@@ -22,8 +22,7 @@ from cartpredict.learning.snapshots import snapshots, split_by_time
 from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.storage import open_store
-
-K = 10
+from tests.support.curves import K, bins_cover_k_carts, curve_steps_cover_k_carts
 
 
 @pytest.fixture
@@ -77,24 +76,6 @@ def independent(sqlite_url: str, retailer_id: str, as_of: datetime) -> dict[str,
     }  # fmt: skip
     carts = np.array([r.cart_id for r in split.test])
     return {"figures": figures, "y": y, "scores": scores, "carts": carts}
-
-
-def curve_steps_cover_k_carts(curve: dict[str, list[float]], positive: np.ndarray,
-                              score: np.ndarray, carts: np.ndarray) -> None:  # fmt: skip
-    """Each point of the curve is the rows at or above some threshold: the top n rows by
-    score, n = hits / precision. The first point covers k carts, each next one k new ones."""
-    order = np.argsort(-score, kind="stable")
-    total = int(positive.sum())
-    points = list(zip(curve["precision"], curve["recall"], strict=True))[::-1]  # recall rising
-    seen: set[str] = set()
-    for precision, recall in points:
-        if recall == 0.0:
-            continue  # the curve's end at recall 0 (the first step's precision): no rows
-        called = round(recall * total / precision)
-        assert positive[order[:called]].sum() == round(recall * total)  # a true point
-        new = set(carts[order[:called]].tolist()) - seen
-        assert len(new) >= K, (precision, recall, len(new))
-        seen |= new
 
 
 def few_carts(start: datetime, n: int = 20) -> list[dict[str, Any]]:
@@ -156,10 +137,7 @@ def test_report_of_a_simulated_store(runner: CliRunner, sqlite_url: str, tmp_pat
         p = mine["scores"][key]
         curve_steps_cover_k_carts(model["pr_purchased"], y, p, carts)
         curve_steps_cover_k_carts(model["pr_abandoned"], ~y, 1.0 - p, carts)
-        for b in model["calibration"]:
-            rows = (p >= b["lower"]) & ((p < b["upper"]) | (b["upper"] == 1.0))
-            assert rows.sum() == b["count"]
-            assert len(set(carts[rows])) >= K
+        bins_cover_k_carts(model["calibration"], p, y, carts)
     p_abandoned = 1.0 - mine["scores"]["served"]
     for band in report["score_bands"]:
         rows = (p_abandoned >= band["lower"]) & (

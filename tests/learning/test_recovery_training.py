@@ -10,7 +10,6 @@ re-priced action is a new experiment and goes back to its prior.
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,21 +19,17 @@ from fastapi.testclient import TestClient
 
 from cartpredict.api.app import create_app
 from cartpredict.decisions.gain import gain_at
-from cartpredict.decisions.policy import Action, RecoveryPolicy
 from cartpredict.learning.recovery_training import train_recovery
 from cartpredict.serving.container import build_services
 from cartpredict.serving.retailers import retailer_record
-from cartpredict.serving.schemas import CartIn, EventsIn, RetailerCreate
+from cartpredict.serving.schemas import CartIn, RetailerCreate
 from cartpredict.storage import RECOVERY
 from cartpredict.storage.migrate import upgrade
+from tests.support import responses
 from tests.support.factories import OPERATOR, SettableClock, make_settings, retailer_spec
+from tests.support.responses import POLICY, POPUP
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
-POPUP = Action("popup_10", "onsite", cost=0.0, discount=0.10, recovery_rate=0.3)  # acts on all
-POLICY = RecoveryPolicy(margin=0.4, control_share=0.5, max_action_share=None, actions=(POPUP,),
-                        explore_share=0.0)  # fmt: skip
-TRUE_RATE = {"mobile": 0.6, "desktop": 0.02, "tablet": 0.10}  # what the pop-up recovers
-BOUGHT_ANYWAY = 0.25
 
 
 @pytest.fixture
@@ -54,37 +49,7 @@ def world(database_url: str) -> Any:
 
 
 def decide_and_respond(svc: Any, rid: str, n: int, *, seed: int, day: int = 0) -> None:
-    """Decide ``n`` named carts of ``rid`` on ``day``, report each decision (exposure event)
-    and buy the carts the true response buys, an hour later."""
-    rng = random.Random(f"{rid}/{seed}")
-    at = T0 + timedelta(days=day)
-    svc.clock.now = at
-    tenant = svc.tenants.load(rid)
-    events: list[dict[str, Any]] = []
-    for i in range(n):
-        cart_id = f"{seed}-{day}-{i}"
-        device = rng.choice(("mobile", "desktop", "tablet"))
-        body = {"retailer_id": rid, "cart_id": cart_id, "cart_value": rng.uniform(15, 150),
-                "item_count": rng.randint(1, 4), "inactivity_hours": 0.0, "device_type": device,
-                "shipping_speed": "standard"}  # fmt: skip
-        decision = svc.predictor.predict(tenant, CartIn.model_validate(body))["decision"]
-        named = decision["action"] if decision["group"] == "treatment" else decision["held_out"]
-        if named == "none":
-            continue
-        events.append({"type": "action", "event_id": f"x-{cart_id}", "cart_id": cart_id,
-                       "at": at.isoformat(), "action": named, "group": decision["group"],
-                       "delivered": True})  # fmt: skip
-        treated = decision["group"] == "treatment"
-        p = BOUGHT_ANYWAY + (1 - BOUGHT_ANYWAY) * (TRUE_RATE[device] if treated else 0.0)
-        if rng.random() < p:
-            events.append({"type": "purchased", "event_id": f"p-{cart_id}", "cart_id": cart_id,
-                           "at": (at + timedelta(hours=1)).isoformat()})  # fmt: skip
-    svc.recorder.flush(svc.store)
-    svc.clock.now = at + timedelta(hours=2)
-    retailer = svc.store.get_retailer(retailer_id=rid)
-    for start in range(0, len(events), 500):
-        batch = EventsIn.model_validate({"retailer_id": rid, "events": events[start : start + 500]})
-        svc.events.ingest(retailer, batch.events)
+    responses.decide_and_respond(svc, rid, n, seed=seed, start=T0, day=day)
 
 
 def train(svc: Any, day: int = 3) -> dict[str, Any]:
@@ -128,6 +93,13 @@ def test_a_learnt_model_is_promoted_serves_decisions_and_is_explained(world: Any
     assert popup["serves"] in ("own", "pooled") and info["version"] is not None
     assert any("mobile" in line for line in popup["explanation"])
     assert set(popup["weights"]) >= {"mobile", "log_value"}
+    # how it ranked who responds on carts it did not learn from: the Qini curves, cross-fitted
+    held = popup["last_training"]["heldout"]
+    curve = held["qini_curve"]
+    assert curve["shares"] == [i / 20 for i in range(21)]
+    assert len(curve["model"]) == len(curve["prior"]) == 21
+    assert held["compared_with"] in ("channel_prior", "pooled_model")
+    assert popup["last_training"]["treated"] + popup["last_training"]["control"] >= 20 * 10
 
 
 def test_too_few_treated_carts_keep_the_prior_and_the_model_info_says_so(world: Any) -> None:

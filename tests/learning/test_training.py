@@ -13,15 +13,18 @@ import numpy as np
 import pytest
 
 from cartpredict.learning import training
+from cartpredict.learning.columns import score
+from cartpredict.learning.evaluation import CURVE_POINTS
 from cartpredict.learning.fit import fit_logistic
 from cartpredict.learning.simulate import Simulation, simulate
-from cartpredict.learning.snapshots import snapshots
+from cartpredict.learning.snapshots import snapshots, split_by_time
 from cartpredict.learning.threshold_tables import (
     MAX_STEPS,
     pooled_threshold_table,
     threshold_table,
 )
 from cartpredict.learning.training import MIN_THRESHOLD_CARTS, Trainer
+from cartpredict.models.baseline import BaselineRule
 from cartpredict.models.features import FeatureSpec, level_counts, spec_for
 from cartpredict.models.logistic import LogisticModel
 from cartpredict.models.registry import ModelRegistry, operating_point
@@ -30,6 +33,7 @@ from cartpredict.ops.experiments import load_simulation
 from cartpredict.serving.schemas import CartIn
 from cartpredict.storage import POOLED_SCOPE, Store, open_store
 from cartpredict.storage.migrate import upgrade
+from tests.support.curves import bins_cover_k_carts, curve_steps_cover_k_carts
 
 
 def config(retailer_id: str, *, pooled: bool, **changes: Any) -> dict[str, Any]:
@@ -366,3 +370,65 @@ def test_a_member_with_enough_validation_carts_is_served_on_its_own_carts(lab: L
     assert point.source == "own_validation" and point.validation_carts >= MIN_THRESHOLD_CARTS  # type: ignore[operator]
     # what a member sees of the pooled model's figures does not include the tables
     assert "thresholds" not in pooled.metrics["by_retailer"]["big"]
+
+
+def held_out(store: Store, retailer_id: str, as_of: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A retailer's snapshots split by time, and its test snapshots' purchases and cart ids,
+    made row at a time (``learning/snapshots.py``): another path than training's columns."""
+    split = split_by_time(snapshots(store.events(retailer_id=retailer_id), as_of=as_of))
+    purchased = np.array([r.purchased for r in split.test])
+    return split, purchased, np.array([r.cart_id for r in split.test])
+
+
+def shows_k_carts_a_step(
+    curves: dict[str, Any], p_purchased: np.ndarray, y: np.ndarray, carts: np.ndarray
+) -> None:
+    for name, positive, p in (("pr_purchased", y, p_purchased),
+                              ("pr_abandoned", ~y, 1 - p_purchased)):  # fmt: skip
+        curve = curves[name]
+        assert curve is not None and 2 <= len(curve["precision"]) <= CURVE_POINTS
+        curve_steps_cover_k_carts(curve, positive, p, carts)
+    bins_cover_k_carts(curves["calibration"], p_purchased, y, carts)
+
+
+def test_a_version_keeps_its_curves_and_the_rules_on_held_out_carts_in_steps_of_10(
+    lab: Lab,
+) -> None:
+    """What the Model page draws: the precision-recall curves and calibration bins of the model
+    and of the baseline rule on the retailer's own test carts, every point 10 carts or more
+    from the next, as ``cartpredict report`` draws them."""
+    run = sim(config("alpha", pooled=False), config("beta", pooled=True))
+    store, _ = lab.trained(run)
+    as_of = run.end + timedelta(days=1)
+    version = store.model_versions(scope="alpha")[0]
+    retailer = store.get_retailer(retailer_id="alpha")
+    assert retailer is not None
+    split, y, carts = held_out(store, "alpha", as_of)
+    assert version.metrics["n_test_carts"] == len(set(carts.tolist())) >= 10
+    model = LogisticModel.from_dict(version.model, version=version.version_id)
+    rule = BaselineRule().fit([r.cart_value for r in split.train],
+                              [not r.purchased for r in split.train],
+                              threshold=retailer.baseline_threshold)  # fmt: skip
+    kept = version.metrics["curves"]
+    assert set(kept) == {"candidate", "baseline"}
+    for name, scorer in (("candidate", model), ("baseline", rule)):
+        p = np.array([1.0 - scorer.score(r, retailer).p_abandoned for r in split.test])
+        shows_k_carts_a_step(kept[name], p, y, carts)
+    assert len(kept["baseline"]["pr_purchased"]["precision"]) <= 3  # a rule of two scores
+
+    # The pooled model's, per member, on the member's own test carts in the pooled sample.
+    pooled = store.served_version(scope=POOLED_SCOPE)
+    assert pooled is not None and "curves" not in pooled.metrics  # none over every member's
+    beta = store.get_retailer(retailer_id="beta")
+    assert beta is not None
+    member = pooled.metrics["by_retailer"]["beta"]
+    source = training.Source(as_of, store=store)
+    share = training.pooled_share(
+        training.ShareTask(beta, source, training.pooled_sample(1), spill=False)
+    )
+    test = share.test
+    assert member["n_test_carts"] == test.n_carts() >= 10
+    served = LogisticModel.from_dict(pooled.model, version=pooled.version_id)
+    p = 1.0 - score(served, test.carts, beta)
+    shows_k_carts_a_step(member["curves"]["candidate"], p, test.purchased,
+                         test.cart_ids[test.cart])  # fmt: skip

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cartpredict.decisions.policy import Action
+from cartpredict.learning import qini, uplift
 from cartpredict.learning.fit import sigmoid
 from cartpredict.learning.uplift import (
     MIN_CONTROL,
@@ -76,12 +77,35 @@ def test_a_response_unlike_the_prior_is_learnt_and_promoted() -> None:
     out = learn(POPUP, data)
     assert out.reason == "promoted" and out.served is not None
     assert out.heldout_qini > out.heldout_qini_prior
+    # the cross-fitted curves whose areas those are, at 0 %, 5 %, ..., 100 % of the carts
+    model, prior = out.heldout_qini_curve, out.heldout_qini_curve_prior
+    assert model is not None and prior is not None and len(model) == len(prior) == qini.POINTS
+    assert qini.coefficient(np.array(model)) == pytest.approx(out.heldout_qini, abs=1e-5)
+    assert qini.coefficient(np.array(prior)) == pytest.approx(out.heldout_qini_prior, abs=1e-5)
+    assert model[0] == prior[0] == 0.0 and model[-1] == pytest.approx(prior[-1])  # all carts
+    assert out.compared_with == "channel_prior"
+
     mobile, desktop = (
         out.served.rate(60.0, 2, "mobile", 1.0),
         out.served.rate(60.0, 2, "desktop", 1.0),
     )
     assert mobile == pytest.approx(0.15, abs=0.03)
     assert desktop == pytest.approx(0.01, abs=0.02)
+
+
+def test_a_qini_curve_is_kept_only_when_each_5_percent_step_holds_10_carts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the minimum counts lowered, so that 199 randomised carts may be learnt from: a
+    step of 5 % would then hold 9 or 10 carts."""
+    monkeypatch.setattr(uplift, "MIN_TREATED", 50)
+    monkeypatch.setattr(uplift, "MIN_TREATED_BOUGHT", 5)
+    rate = lambda v, m, h: np.where(m, 0.3, 0.05)  # noqa: E731
+    for n, kept in ((199, False), (200, True)):
+        out = learn(POPUP, experiment(n, seed=8, channel="onsite", rate=rate))
+        assert out.heldout_qini is not None
+        assert (out.heldout_qini_curve is not None) is kept, n
+        assert (out.heldout_qini_curve_prior is not None) is kept, n
 
 
 def test_the_best_send_time_is_learnt_where_it_varies_with_value() -> None:

@@ -15,7 +15,9 @@ policies. Schema version 2 added it; a version 1 report reads as one without it.
 
 A report on one retailer's carts, to be shared (``evaluate_in_steps``, what ``cartpredict
 report`` draws), has its curves, calibration bins, score bands and operating point in steps of
-at least ``K_ANONYMITY`` carts, as every figure a retailer sees.
+at least ``K_ANONYMITY`` carts, as every figure a retailer sees. Training keeps the same curves
+and bins of each model version on each retailer's own held-out carts (``curves_in_steps``),
+for the model info and the dashboard's Model page.
 """
 
 from __future__ import annotations
@@ -439,22 +441,60 @@ def evaluate_in_steps(
 
 
 def pr_in_steps(
-    positive: np.ndarray, score: np.ndarray, cart: np.ndarray, *, k: int = K_ANONYMITY
+    positive: np.ndarray,
+    score: np.ndarray,
+    cart: np.ndarray,
+    *,
+    k: int = K_ANONYMITY,
+    most: int | None = None,
 ) -> Curve | None:
     """The precision-recall curve of ``score`` for the ``positive`` rows, one point per step of
     a threshold table (``threshold_tables.threshold_table``) whose every step calls at least
     ``k`` carts more than the one above (the first at least ``k``): no two neighbouring points
     differ by fewer than ``k`` carts. In scikit-learn's order (recall decreasing), ending at
-    recall 0 with the first step's precision. None without both classes or ``k`` carts."""
+    recall 0 with the first step's precision. None without both classes or ``k`` carts.
+    ``most``: at most that many points, the steps then each calling at least 1 / (``most`` - 1)
+    of the carts (and still at least ``k``)."""
     y = np.asarray(positive, dtype=bool)
     carts = np.asarray(cart)
-    if not _both_classes(y) or np.unique(carts).size < k:
+    n_carts = np.unique(carts).size
+    if not _both_classes(y) or n_carts < k:
         return None
-    table = threshold_table(np.asarray(score, dtype=float), y, carts, min_carts=k)
+    step = k if most is None else max(k, math.ceil(n_carts / max(most - 1, 1)))
+    table = threshold_table(np.asarray(score, dtype=float), y, carts, min_carts=step)
     precision = [s.hits / s.called for s in reversed(table.steps)]
     recall = [s.hits / table.abandoned for s in reversed(table.steps)]
     return Curve(_floats(np.array([*precision, precision[-1]])),
                  _floats(np.array([*recall, 0.0])))  # fmt: skip
+
+
+CURVE_POINTS = 25  # of each precision-recall curve a model version keeps
+
+
+def curves_in_steps(
+    purchased: np.ndarray,
+    p_purchased: np.ndarray,
+    cart: np.ndarray,
+    *,
+    k: int = K_ANONYMITY,
+    most: int = CURVE_POINTS,
+) -> dict[str, Any]:
+    """What a model version keeps of one model on one retailer's held-out rows, to be drawn
+    where the retailer sees it: the precision-recall curve of either class (``pr_in_steps``,
+    at most ``most`` points) and the calibration bins of P(purchased)
+    (``calibration_in_steps``), as plain values (a curve is None without both classes or ``k``
+    carts; no bins under ``k`` carts)."""
+    y = _binary(purchased, "purchased", None)
+    p = _probabilities(p_purchased, "p_purchased")
+    carts = np.asarray(cart)
+    found = {
+        "pr_purchased": pr_in_steps(y, p, carts, k=k, most=most),
+        "pr_abandoned": pr_in_steps(~y, 1.0 - p, carts, k=k, most=most),
+        "calibration": calibration_in_steps(p, y, carts, k=k),
+    }
+    plain = _plain(found)
+    assert isinstance(plain, dict)
+    return plain
 
 
 def steps_called(

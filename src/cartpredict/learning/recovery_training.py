@@ -9,7 +9,10 @@ alone, and its carts take no part in any pool.
 
 Each retailer gets a new recovery version (``kind: recovery`` in the registry) that records,
 per action, the model it serves (its own, or the pool's) or why the action keeps its prior
-(too few treated or control carts, or no better than the prior on held-out carts). The
+(too few treated or control carts, or no better than the prior on held-out carts), with its
+cross-fitted figures on the randomised carts (``heldout``: the Qini coefficients and, where
+each 5 % step covers at least k carts, the Qini curves, of the model and of what it was
+compared with: the channel's prior, or the pooled model). The
 version is promoted when at least one action serves a learnt model; otherwise the version
 served before (if any) goes on serving and the new one is kept as the record of the attempt,
 which the model info reports. Each pool's model is a version of the pooled scope, served to
@@ -27,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cartpredict.decisions.policy import Action, RecoveryPolicy, in_force
-from cartpredict.learning import uplift
+from cartpredict.learning import qini, uplift
 from cartpredict.learning.responses import OUTCOME_WINDOW, ResponseStore, experiments
 from cartpredict.learning.uplift import Experiment, Learnt
 from cartpredict.models.recovery import RecoveryModel
@@ -114,10 +117,23 @@ def _summary(x: Learnt, action: Action) -> dict[str, Any]:
             "loglik_prior": x.heldout_loglik_prior,
             "profit": x.heldout_profit,
             "profit_prior": x.heldout_profit_prior,
+            "compared_with": x.compared_with,
+            **_qini_curve(x),
         },
         "channel": action.channel,
         "discount": action.discount,
     }
+
+
+def _qini_curve(x: Learnt) -> dict[str, Any]:
+    """The cross-fitted Qini curves of the model and of what it was compared with, where
+    ``learn`` kept them (each 5 % step over at least k randomised carts)."""
+    if x.heldout_qini_curve is None or x.heldout_qini_curve_prior is None:
+        return {}
+    shares = [round(i / (qini.POINTS - 1), 2) for i in range(qini.POINTS)]
+    return {"qini_curve": {"shares": shares,
+                           "model": list(x.heldout_qini_curve),
+                           "prior": list(x.heldout_qini_curve_prior)}}  # fmt: skip
 
 
 def _offer(action: Action) -> Offer:

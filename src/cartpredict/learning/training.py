@@ -19,6 +19,10 @@
   class), over that member's own, kept in ``metrics["thresholds_by_retailer"]``: the
   threshold it is served at is then set on its own carts. The version's stored ``threshold``
   is the table's at the target of training time (the pooled model's: 0.70).
+* Every version keeps, beside its held-out figures, its precision-recall curves and calibration
+  bins and the baseline rule's, on the retailer's own test carts, in steps of at least
+  ``K_ANONYMITY`` carts (``metrics["curves"]``; the pooled model's, per member, in
+  ``metrics["by_retailer"]``): what the Model page draws.
 
 The work runs on an executor (``executors.py``: this process, this machine's cores, a Dask
 cluster), a few retailers in flight at a time, so memory is bounded by a few retailers' data,
@@ -46,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from cartpredict.learning.columns import design_matrix, profile_of, score
-from cartpredict.learning.evaluation import headline
+from cartpredict.learning.evaluation import curves_in_steps, headline
 from cartpredict.learning.executors import Executor, InProcess
 from cartpredict.learning.fit import fit_path, sigmoid
 from cartpredict.learning.frames import (
@@ -196,15 +200,17 @@ def fit_retailer(task: FitTask) -> Fitted:
     test = parts.test
     y = test.abandoned
     baseline = _baseline(parts.train, retailer)
+    p_candidate, p_baseline = (score(m, test.carts, retailer) for m in (model, baseline))
     report: dict[str, Any] = {
-        "candidate": metrics(y, score(model, test.carts, retailer)),
+        "candidate": metrics(y, p_candidate),
         "served": metrics(y, score(task.served, test.carts, retailer)),
         "served_version": task.served.version,
-        "baseline": metrics(y, score(baseline, test.carts, retailer)),
+        "baseline": metrics(y, p_baseline),
         "validation": valid_metrics,
         "n_test_carts": test.n_carts(),
         "shrunk_toward_pooled": prior is not None,
         "n_train_carts": parts.train.n_carts(),
+        "curves": curves(test, candidate=p_candidate, baseline=p_baseline),
     }
     auc = report["candidate"]["auc_pr_purchased"]
     promote = _beats(auc, report["baseline"]["auc_pr_purchased"], strictly=True) and _beats(
@@ -219,6 +225,15 @@ def fit_retailer(task: FitTask) -> Fitted:
 def metrics(abandoned: np.ndarray, p_abandoned: np.ndarray) -> dict[str, float | None]:
     """The headline figures on one test set, from the abandoned-class arrays training uses."""
     return headline(abandoned == 0, 1.0 - p_abandoned)
+
+
+def curves(rows: Snapshots, **p_abandoned: np.ndarray) -> dict[str, Any]:
+    """Per model (its P(abandoned) of each row), its precision-recall curves and calibration
+    bins on one retailer's test rows, in steps of at least k carts
+    (``evaluation.curves_in_steps``): what the retailer is shown of how the model compares
+    with the baseline rule on its own held-out carts."""
+    return {name: curves_in_steps(rows.purchased, 1.0 - p, rows.cart)
+            for name, p in p_abandoned.items()}  # fmt: skip
 
 
 # --- the pooled model's sample -------------------------------------------------------------
@@ -455,11 +470,7 @@ class Trainer:
         report["baseline"] = metrics(yt, sample.test_scores(baseline)[0])
         # What each member may see of this model: figures over its own test carts only.
         report["by_retailer"] = {
-            retailer.retailer_id: {
-                "candidate": metrics(rows.abandoned, score(model, rows.carts, retailer)),
-                "baseline": metrics(rows.abandoned, score(baseline, rows.carts, retailer)),
-                "n_test_carts": rows.n_carts(),
-            }
+            retailer.retailer_id: _member_figures(model, baseline, retailer, rows)
             for retailer, rows in sample.tests
         }
         promote = _beats(
@@ -557,6 +568,20 @@ def _fit(
         "precision_target": precision_target,
         "threshold_reaches_target": reached,
     }, table  # fmt: skip
+
+
+def _member_figures(
+    model: LogisticModel, baseline: BaselineRule, retailer: Retailer, rows: Snapshots
+) -> dict[str, Any]:
+    """The pooled model's and the baseline's held-out figures and curves over one member's
+    own test carts: all that member is shown of them."""
+    p_candidate, p_baseline = (score(m, rows.carts, retailer) for m in (model, baseline))
+    return {
+        "candidate": metrics(rows.abandoned, p_candidate),
+        "baseline": metrics(rows.abandoned, p_baseline),
+        "n_test_carts": rows.n_carts(),
+        "curves": curves(rows, candidate=p_candidate, baseline=p_baseline),
+    }
 
 
 def _member_tables(

@@ -58,7 +58,9 @@ the prior's": both policies send a cheap reminder to almost every cart, so their
 by less than the noise of either, and what the model adds to it (the send time, the choice
 between actions) is not in a one-action comparison; the guard stops a model whose targeting
 measurably loses money. Every cart is held out once: four times the evidence of a
-single held-out quarter. A promoted model is refitted on every cart.
+single held-out quarter. A promoted model is refitted on every cart. The two cross-fitted
+Qini curves are kept (``Learnt.heldout_qini_curve``) when each of their 5 % steps covers at
+least ``K_ANONYMITY`` randomised carts, for the dashboard to draw.
 
 Pooling (``learn_pooled``), as for the abandonment model: the opted-in retailers'
 experiments make one pooled model (each retailer with its own calibration offset, since
@@ -89,6 +91,7 @@ from cartpredict.models.recovery import (
     RecoveryModel,
     feature_names,
 )
+from cartpredict.privacy.anonymity import K_ANONYMITY
 
 EPS = 1e-9
 MIN_TREATED = 400
@@ -297,6 +300,11 @@ class Learnt:
     heldout_loglik_prior: float | None = None
     heldout_profit: float | None = None  # per randomised cart, of its policy (``ipw_profits``)
     heldout_profit_prior: float | None = None
+    # The cross-fitted Qini curves (``qini.POINTS`` points) those coefficients are the areas
+    # of; None unless each point covers at least k randomised carts more than the one before.
+    heldout_qini_curve: tuple[float, ...] | None = None
+    heldout_qini_curve_prior: tuple[float, ...] | None = None
+    compared_with: str = "channel_prior"  # what ``*_prior`` is: channel_prior | pooled_model
 
     @property
     def promoted(self) -> bool:
@@ -344,8 +352,9 @@ def learn(
     prior_rates = _rates(action, prior, data)
     trial = np.flatnonzero(data.randomised.astype(bool))
     t = data.take(trial)
-    q_model = _qini_of(t, (1.0 - q[trial]) * rate[trial])
-    q_prior = _qini_of(t, (1.0 - t.p0) * prior_rates[trial])
+    curve = _qini_curve(t, (1.0 - q[trial]) * rate[trial])
+    curve_prior = _qini_curve(t, (1.0 - t.p0) * prior_rates[trial])
+    q_model, q_prior = qini.coefficient(curve), qini.coefficient(curve_prior)
     gains = _gain(action, t, 1.0 - q[trial], rate[trial], margin)
     gains_prior = _gain(action, t, 1.0 - t.p0, prior_rates[trial], margin)
     each, each_prior = (
@@ -365,9 +374,12 @@ def learn(
         if promoted
         else None
     )
+    shown = len(trial) >= (qini.POINTS - 1) * K_ANONYMITY  # each 5 % step: k carts or more
     return Learnt(action.name, served, "promoted" if promoted else "not_better", treated,
                   control, penalty, q_model, q_prior, _loglik(data, q, rate),
-                  _loglik(data, q, prior_rates), profit, profit_prior)  # fmt: skip
+                  _loglik(data, q, prior_rates), profit, profit_prior,
+                  _rounded(curve) if shown else None, _rounded(curve_prior) if shown else None,
+                  "channel_prior" if prior is None else "pooled_model")  # fmt: skip
 
 
 def _cross_fitted(
@@ -502,6 +514,9 @@ def _loglik(data: Experiment, q: np.ndarray, rate: np.ndarray) -> float:
     return float(np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-def _qini_of(data: Experiment, score: np.ndarray) -> float:
-    curve = qini.empirical_curve(score, data.treated.astype(bool), data.bought.astype(bool))
-    return qini.coefficient(curve)
+def _qini_curve(data: Experiment, score: np.ndarray) -> np.ndarray:
+    return qini.empirical_curve(score, data.treated.astype(bool), data.bought.astype(bool))
+
+
+def _rounded(curve: np.ndarray) -> tuple[float, ...]:
+    return tuple(round(float(v), 6) for v in curve)

@@ -697,6 +697,35 @@ class OperatingPointOut(BaseModel):
     validation_carts: int | None = Field(description="This retailer's own, that set it")
 
 
+class PrecisionRecallOut(BaseModel):
+    precision: list[float] = Field(description="At each point, recall decreasing")
+    recall: list[float] = Field(
+        description="Each point calls at least 10 carts more than the one before it (the "
+        "first at least 10); the last, at recall 0, repeats the first point's precision"
+    )
+
+
+class CalibrationBinOut(BaseModel):
+    lower: Probability = Field(description="Of P(purchased)")
+    upper: Probability
+    mean_predicted: Probability = Field(description="Mean P(purchased) of the bin's snapshots")
+    observed_rate: Probability = Field(description="The share of them bought within 24 h")
+    count: int = Field(description="Snapshots (of at least 10 carts)")
+
+
+class CurvesOf(BaseModel):
+    pr_purchased: PrecisionRecallOut | None = Field(description="Purchased as the positive class")
+    pr_abandoned: PrecisionRecallOut | None = Field(description="Abandoned as the positive class")
+    calibration: list[CalibrationBinOut] = Field(
+        description="Bins 0.1 wide of P(purchased), neighbours merged to at least 10 carts"
+    )
+
+
+class HeldOutCurves(BaseModel):
+    candidate: CurvesOf = Field(description="The model version")
+    baseline: CurvesOf = Field(description="The baseline rule, fitted on the same training carts")
+
+
 class ModelOut(BaseModel):
     retailer_id: str
     model_version: str
@@ -713,6 +742,12 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any] | None = Field(
         description="Held-out figures from training; for the pooled model only those over "
         "this retailer's own test carts, when the version holds them"
+    )
+    curves: HeldOutCurves | None = Field(
+        description="The model's and the baseline rule's precision-recall curves and "
+        "calibration on this retailer's own held-out carts (for the pooled model, its carts in "
+        "the pooled sample), in steps of at least 10 carts; null when not kept (a version "
+        "trained before they were) or over fewer than 10 carts (see suppressed)"
     )
     training_window: TrainingWindow | None
     n_train: int | None = Field(

@@ -97,6 +97,7 @@ class ModelService:
                 "intercept": None,
                 "weights": None,
                 "metrics": None,
+                "curves": None,
                 "training_window": None,
                 "n_train": 0,
                 "suppressed": [],
@@ -104,6 +105,7 @@ class ModelService:
         pooled = version.scope == POOLED_SCOPE
         figures = self._pooled_figures if pooled else self._own_figures
         metrics, n_train, suppressed = figures(retailer_id, version)
+        curves, hidden = _curves(version, retailer_id)
         return {
             "retailer_id": retailer_id,
             "model_version": version.version_id,
@@ -115,13 +117,14 @@ class ModelService:
             "warnings": list(point.warnings),
             "intercept": version.model["intercept"],
             "weights": dict(version.model["weights"]),
-            "metrics": metrics,
+            "metrics": None if metrics is None else _without_curves(metrics),
+            "curves": curves,
             "training_window": {
                 "start": rfc3339(version.train_start),
                 "end": rfc3339(version.train_end),
             },
             "n_train": n_train,
-            "suppressed": suppressed + point_suppressed,
+            "suppressed": suppressed + hidden + point_suppressed,
         }
 
     @staticmethod
@@ -177,6 +180,31 @@ class ModelService:
             raise Conflict(str(exc)) from None
         self._notifier.changed(retailer_id)
         return self.info(retailer_id)
+
+
+def _curves(
+    version: ModelVersion, retailer_id: str
+) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    """The version's precision-recall curves and calibration bins, and the baseline rule's, on
+    the retailer's own held-out carts (``training.curves``): of its own model, or of the
+    pooled model on its carts in the pooled sample; shown over at least k test carts. None,
+    without a note, for a version that kept none (trained before they were kept, or a pooled
+    version with no figures over this member's carts: ``metrics`` says why)."""
+    held = version.metrics
+    if version.scope == POOLED_SCOPE:
+        held = (version.metrics.get("by_retailer") or {}).get(retailer_id) or {}
+    kept = held.get("curves")
+    if kept is None:
+        return None, []
+    if int(held.get("n_test_carts", 0)) < K_ANONYMITY:
+        reason = f"held-out curves cover fewer than {K_ANONYMITY} test carts"
+        return None, [{"field": "curves", "reason": reason}]
+    return dict(kept), []
+
+
+def _without_curves(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The held-out figures, their curves apart (``curves``)."""
+    return {key: value for key, value in metrics.items() if key != "curves"}
 
 
 def _why_prior(found: Mapping[str, Any] | None, name: str) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from cartpredict.api.deps import ServicesDep, blocking, tenant
-from cartpredict.api.pages import figures
+from cartpredict.api.pages import curves, figures
 from cartpredict.api.pages.forms import CHANNEL_CHOICES, SettingsForm, parse_body
 from cartpredict.api.pages.render import page
 from cartpredict.api.pages.signin import (
@@ -183,12 +183,14 @@ async def model(
     weights = figures.weights(info)
     compared, test_carts = figures.against_rule(info)
     what_ifs = figures.what_ifs(found, info) if info["kind"] != "baseline" else []
+    rule = curves.rule_words(found.retailer.baseline_threshold, found.retailer.currency)
     return page(request, "model.html", {
         **_context(who, retailer_id, "model", "Model"), "info": info, "drift": stats["drift"],
         "weights": weights, "weights_chart": figures.weights_chart(weights),
         "compared": compared, "test_carts": test_carts,
         "compared_chart": figures.against_rule_chart(compared), "what_ifs": what_ifs,
-        "typical": figures.typical_cart(found), "retailer": found.retailer,
+        "typical": figures.typical_cart(found), "retailer": found.retailer, "rule": rule,
+        "held": curves.held_out(info, rule),
     })  # fmt: skip
 
 
@@ -198,12 +200,13 @@ async def experiments(
     days: Days = 30,
 ) -> Response:  # fmt: skip
     experiment = await blocking(svc, svc.experiment.report, retailer_id, days=days)
+    info = await blocking(svc, svc.models.info, retailer_id)
     found = await tenant(svc, retailer_id)
     actions = figures.action_results(experiment)
     return page(request, "experiments.html", {
         **_context(who, retailer_id, "experiments", "Experiments"), "days": days,
         "experiment": experiment, "actions": actions, "chart": figures.uplift_chart(actions),
-        "currency": found.retailer.currency,
+        "currency": found.retailer.currency, "qini": curves.qini(info),
     })  # fmt: skip
 
 
