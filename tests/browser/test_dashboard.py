@@ -224,6 +224,28 @@ def test_the_learnt_stores_experiments_page_draws_who_responds(page: Page, demo:
     assert qini.count() == 1 and qini.is_visible()
 
 
+def test_the_demo_pages_show_decisions_by_action_and_what_became_of_each_band(
+    page: Page, demo: Demo, screenshots: Path
+) -> None:
+    """The demo's history logs each named cart's decision, as a site that asked would have
+    had it: the Overview draws them by action, the Targeting page each band's purchases."""
+    traffic = offline(page)
+    sign_in(page, demo, demo.keys["demo_fashion"])
+    page.goto(f"{demo.url}/app/demo_fashion/")
+    card = page.locator("section.card", has=page.locator("h2", has_text="Actions recommended"))
+    assert card.locator("figure svg.chart").first.is_visible()
+    assert card.get_by_role("rowheader", name="no action").is_visible()
+    card.screenshot(path=screenshots / "dashboard-demo_fashion-recommended-1280.png")
+    page.goto(f"{demo.url}/app/demo_fashion/targeting")
+    card = page.locator("section.card", has=page.locator("h2", has_text="What became of"))
+    assert card.locator("tbody tr").count() == 5  # every band, shown or not
+    rates = card.locator('td[data-label="Purchase rate"]').all_inner_texts()
+    assert any(rate.endswith(" %") for rate in rates), rates
+    assert card.locator("figure svg.chart").first.is_visible()
+    card.screenshot(path=screenshots / "dashboard-demo_fashion-bands-1280.png")
+    assert traffic.problems() == {}
+
+
 def decisions(demo: Demo, retailer: str, n: int = 400) -> list[dict[str, Any]]:
     """The decisions of ``n`` named carts (the same ids every time)."""
     carts = [{"retailer_id": retailer, "cart_id": f"dash-{i}", "cart_value": 80.0,

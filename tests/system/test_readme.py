@@ -43,6 +43,8 @@ def conforms(actual: Any, documented: Any, path: str = "$") -> list[str]:
     """Where the answer lacks a documented field or has another type (extra fields are fine:
     responses may add fields, never drop them)."""
     if isinstance(documented, dict):
+        if actual is None and path.endswith(".decision"):
+            return []  # a band's decision, named only when 10 of its carts got it
         if not isinstance(actual, dict):
             return [f"{path}: expected an object"]
         problems = [f"{path}.{k}: missing" for k in documented if k not in actual]

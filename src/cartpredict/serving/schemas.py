@@ -803,6 +803,37 @@ class DistributionBin(BaseModel):
     carts: int
 
 
+class BandDecision(BaseModel):
+    group: Literal["treatment", "control"]
+    action: str = Field(description='The action the carts got, or "none"')
+
+
+class StatsBand(BaseModel):
+    lower: Probability = Field(description="Of P(abandoned), included")
+    upper: Probability = Field(description="Excluded, but for the last band")
+    carts: int | None = Field(
+        description="Carts scored in the band, with and without a cart_id, over the periods "
+        "where the band is shown; null when no period shows it"
+    )
+    resolved: int | None = Field(description="Of them, carts with a cart_id and a known outcome")
+    purchased: int | None = Field(description="Of those, bought within 24 h after the prediction")
+    purchase_rate: Probability | None = Field(
+        description="purchased / resolved: the realised purchase rate (over at least k carts)"
+    )
+    decision: BandDecision | None = Field(
+        description="The decision the band's carts got most often, when at least k got it"
+    )
+
+
+class StatsDecisions(BaseModel):
+    treatment: int | None = Field(description="Carts of the treatment group decided this action")
+    control: int | None = Field(description="Carts of the control group that held it out")
+    reasons: dict[str, int | None] = Field(
+        description="The treatment carts by reason (gain, no_gain, not_contactable, budget, "
+        "no_policy); an explored cart counts under its action with the policy's reason"
+    )
+
+
 class FeatureDrift(BaseModel):
     psi: float = Field(description="Population stability index against the training carts")
     status: Literal["stable", "moderate", "significant"]
@@ -827,6 +858,13 @@ class StatsOut(BaseModel):
         description="Final days, merged where a day has too few carts"
     )
     distribution: list[DistributionBin] = Field(description="Carts by P(abandoned)")
+    bands: list[StatsBand] = Field(
+        description="Fixed bands of P(abandoned) (0-0.5, 0.5-0.7, 0.7-0.8, 0.8-0.9, 0.9-1): "
+        "carts, realised purchases within 24 h and the most common decision"
+    )
+    decisions: dict[str, StatsDecisions] = Field(
+        description='The named carts\' retention decisions, per action and "none"'
+    )
     drift: DriftOut
     merged: list[Note] = Field(description="Groups merged to reach k carts")
     suppressed: list[Note] = Field(

@@ -28,6 +28,7 @@ INK = "#1a1a1a"
 WIDE = 640  # the viewBox's width on a screen; a phone gets charts drawn NARROW
 NARROW = 360
 FONT = 12
+MAX_BAR = 96.0  # a column's widest, in the viewBox's units
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def columns(bars: Sequence[Bar], *, title: str, description: str, colour: str = 
     peak = _nice_max(max(shown, default=0.0))
     body = _y_axis(left, top, plot_w, plot_h, peak, unit)
     slot = plot_w / max(len(bars), 1)
-    bar_w = max(2.0, slot * 0.72)
+    bar_w = min(max(2.0, slot * 0.72), MAX_BAR)  # a lone bar stays a bar, not a wall
     every = max(1, math.ceil(len(bars) / max(1, int(plot_w / 56))))  # labels that fit
     for i, bar in enumerate(bars):
         x = left + i * slot + (slot - bar_w) / 2
