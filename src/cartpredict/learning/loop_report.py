@@ -72,8 +72,11 @@ def profit_figure(runs: Sequence[Mapping[str, Any]]) -> Any:
         shares = [r["gain_share"][name] for r in runs if r["gain_share"].get(name) is not None]
         if not shares:
             continue
-        ax.barh(row, median(shares), color="#56B4E9", alpha=0.6)
+        middle = median(shares)
+        ax.barh(row, middle, color="#56B4E9", alpha=0.6)
         ax.plot(shares, [row] * len(shares), "o", color="#0072B2", ms=3)
+        ax.annotate(f"{middle:.3f}", (max(middle, 0.0), row), xytext=(4, 6),
+                    textcoords="offset points", fontsize=8)  # fmt: skip
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.axvline(0.0, color="#444", lw=0.8)
