@@ -62,9 +62,10 @@ def test_a_days_figures_follow_the_outcome_window_values_discounts_and_costs() -
         "carts": 3, "purchased": 2, "revenue": 80.0 + 30.0,
         "margin": 80.0 * (0.4 - 0.1) + 30.0 * 0.4,  # a failed send gives no discount ...
         "cost": 0.5 * 2,  # ... and costs nothing
+        "margin_sq": (80.0 * (0.4 - 0.1)) ** 2 + (30.0 * 0.4) ** 2,  # for the margin's interval
     }  # fmt: skip
     assert control == {"carts": 2, "purchased": 1, "revenue": 40.0, "margin": 40.0 * 0.4,
-                       "cost": 0.0}  # fmt: skip
+                       "cost": 0.0, "margin_sq": (40.0 * 0.4) ** 2}  # fmt: skip
 
 
 def test_the_policy_in_force_at_the_decision_sets_margin_discount_and_cost() -> None:
@@ -253,7 +254,8 @@ def test_explored_carts_are_counted_apart_as_well() -> None:
                                      explored={"x-1", "x-2"})["popup_10"]  # fmt: skip
     assert figures["treatment"]["carts"] == 2 and figures["control"]["carts"] == 1  # all carts
     assert figures["explored_treatment"] == {"carts": 1, "purchased": 1, "revenue": 20.0,
-                                             "margin": 20.0 * (0.4 - 0.1), "cost": 0.5}  # fmt: skip
+                                             "margin": 20.0 * (0.4 - 0.1), "cost": 0.5,
+                                             "margin_sq": (20.0 * (0.4 - 0.1)) ** 2}  # fmt: skip
     assert figures["explored_control"]["carts"] == 1
 
 
@@ -297,3 +299,25 @@ def test_the_report_keeps_explored_carts_apart_and_says_what_exploring_cost(
     assert parts["cost"] == pytest.approx(
         (per_cart["targeted"] - per_cart["explored"]) * n, abs=0.02
     )
+
+
+def test_the_margin_added_comes_with_its_interval_from_the_kept_spread(world: Any) -> None:
+    svc, settings, clock = world
+    monday = decide_and_expose(svc, 0, 200, bought=set(range(0, 200, 3)))
+    clock.now = T0 + timedelta(days=3)
+    rollup(svc.store, as_of=clock.now)
+    popup = report(settings, clock)["actions"]["popup_10"]
+    t, c = monday["treatment"], monday["control"]
+    tn, cn = t["carts"], c["carts"]
+    # every bought cart is worth 10: a treated one keeps 10 x (0.4 - 0.1), a control one 10 x 0.4
+    treated = [3.0] * int(t["purchased"]) + [0.0] * int(tn - t["purchased"])
+    held = [4.0] * int(c["purchased"]) + [0.0] * int(cn - c["purchased"])
+
+    def var(xs: list[float]) -> float:
+        m = sum(xs) / len(xs)
+        return sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+    se = tn * (var(treated) / tn + var(held) / cn) ** 0.5
+    low, high = popup["incremental_margin_ci95"]
+    assert low == pytest.approx(popup["incremental_margin"] - 1.959964 * se, abs=0.02)
+    assert high == pytest.approx(popup["incremental_margin"] + 1.959964 * se, abs=0.02)

@@ -49,7 +49,7 @@ from cartpredict.storage import DailyStats, Exposure, PredictionStore, Retailer,
 KEY = "experiment"  # where a day's stats row keeps these figures
 ARMS = ("treatment", "control")
 EXPLORED = "explored_"  # the arms' figures of the explored carts alone: explored_treatment, ...
-FIELDS = ("carts", "purchased", "revenue", "margin", "cost")
+FIELDS = ("carts", "purchased", "revenue", "margin", "cost", "margin_sq")
 
 PolicyVersions = Sequence[tuple[int, RecoveryPolicy, datetime]]  # (version, policy, from)
 
@@ -96,6 +96,7 @@ def day_figures(
                 arm["purchased"] += 1
                 arm["revenue"] += value
                 arm["margin"] += value * (margin - discount)
+                arm["margin_sq"] += (value * (margin - discount)) ** 2
     return figures
 
 
@@ -128,27 +129,39 @@ def policy_versions(
 # --- what a retailer sees ---------------------------------------------------------------------
 
 
-def _summed(days: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """A group's figures, its days' summed."""
-    total: dict[str, dict[str, dict[str, float]]] = {}
+def _summed(
+    days: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """A group's figures, its days' summed (a field some day lacks: None)."""
+    total: dict[str, dict[str, dict[str, float | None]]] = {}
     for figures in days:
         for name, arms in figures.get(KEY, {}).items():
-            into = total.setdefault(name, {a: dict.fromkeys(FIELDS, 0.0) for a in ARMS})
+            into = total.setdefault(name, {a: _zeros() for a in ARMS})
             for arm, counts in arms.items():
-                summed = into.setdefault(arm, dict.fromkeys(FIELDS, 0.0))
+                summed = into.setdefault(arm, _zeros())
                 for field in FIELDS:
-                    summed[field] += counts[field]
+                    found = counts.get(field)  # (a day rolled up before margin_sq was kept)
+                    before = summed[field]
+                    summed[field] = None if found is None or before is None else before + found
     return total
 
 
-def _apart(arms: Mapping[str, Mapping[str, float]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _zeros() -> dict[str, float | None]:
+    return dict.fromkeys(FIELDS, 0.0)
+
+
+def _apart(arms: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A group's arms split into its explored carts and the others (targeted)."""
     explored = {a: arms.get(EXPLORED + a) or dict.fromkeys(FIELDS, 0.0) for a in ARMS}
-    targeted = {a: {f: arms[a][f] - explored[a][f] for f in FIELDS} for a in ARMS}
+    targeted = {a: {f: _minus(arms[a][f], explored[a][f]) for f in FIELDS} for a in ARMS}
     return explored, targeted
 
 
-def _shown(arms: Mapping[str, Mapping[str, float]]) -> str | None:
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _shown(arms: Mapping[str, Mapping[str, Any]]) -> str | None:
     """Why an action's figures of one group may not be shown (None: they may)."""
     k = K_ANONYMITY
     for arm in ARMS:
@@ -162,13 +175,14 @@ def _shown(arms: Mapping[str, Mapping[str, float]]) -> str | None:
     return None
 
 
-def _arm(counts: Mapping[str, float]) -> Arm:
+def _arm(counts: Mapping[str, Any]) -> Arm:
     return Arm(
         carts=int(counts["carts"]),
         purchased=int(counts["purchased"]),
         revenue=counts["revenue"],
         margin=counts["margin"],
         cost=counts["cost"],
+        margin_sq=counts.get("margin_sq"),
     )
 
 
@@ -186,7 +200,8 @@ def _arm_out(arm: Arm) -> dict[str, Any]:
 def _action_out(totals: Mapping[str, Arm] | None, periods: list[dict[str, str]]) -> dict[str, Any]:
     if totals is None or not all(arm in totals for arm in ARMS):
         return {"treatment": None, "control": None, "uplift": None, "periods": [],
-                "incremental_purchases": None, "incremental_margin": None}  # fmt: skip
+                "incremental_purchases": None, "incremental_margin": None,
+                "incremental_margin_ci95": None}  # fmt: skip
     found = compare(totals["treatment"], totals["control"])
     return {
         "treatment": _arm_out(totals["treatment"]),
@@ -197,6 +212,9 @@ def _action_out(totals: Mapping[str, Arm] | None, periods: list[dict[str, str]])
         },
         "incremental_purchases": round(found.incremental_purchases, 2),
         "incremental_margin": round(found.incremental_margin, 2),
+        "incremental_margin_ci95": None
+        if found.margin_ci95 is None
+        else [round(found.margin_ci95[0], 2), round(found.margin_ci95[1], 2)],
         "periods": periods,
     }
 
@@ -298,8 +316,9 @@ def _exploration(parts: Mapping[str, Mapping[str, Arm]], periods: list[dict[str,
 def _plus(a: Arm | None, b: Arm) -> Arm:
     if a is None:
         return b
+    squares = None if a.margin_sq is None or b.margin_sq is None else a.margin_sq + b.margin_sq
     return Arm(a.carts + b.carts, a.purchased + b.purchased, a.revenue + b.revenue,
-               a.margin + b.margin, a.cost + b.cost)  # fmt: skip
+               a.margin + b.margin, a.cost + b.cost, squares)  # fmt: skip
 
 
 def _span(group: Sequence[DailyStats]) -> str:

@@ -902,6 +902,12 @@ class ExperimentAction(BaseModel):
         description="Margin the action added: treatment's margin, less the control's margin "
         "per cart x treated carts, less the actions' costs"
     )
+    incremental_margin_ci95: list[float] | None = Field(
+        None,
+        description="Its 95 % interval (normal approximation of the difference of the two "
+        "arms' mean margin per cart, Welch's standard error); None for periods rolled up "
+        "before the spread was kept",
+    )
     periods: list[StatsWindowSpan] = Field(
         description="The periods of the stats whose figures are summed here"
     )

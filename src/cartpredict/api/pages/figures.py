@@ -88,6 +88,8 @@ class ActionResult:
     purchases_low: float | None
     purchases_high: float | None
     margin: float | None
+    margin_low: float | None
+    margin_high: float | None
     verdict: str
     periods: int
 
@@ -105,7 +107,8 @@ def action_results(experiment: Mapping[str, Any]) -> list[ActionResult]:
         treated = found["treatment"]["carts"] if found["treatment"] else None
         if uplift is None or treated is None:
             out.append(ActionResult(name, None, None, None, None, None, None, None, None, None,
-                                    "not enough carts in both groups yet", 0))  # fmt: skip
+                                    None, None, "not enough carts in both groups yet",
+                                    0))  # fmt: skip
             continue
         low, high = uplift["ci95"]
         out.append(
@@ -120,6 +123,8 @@ def action_results(experiment: Mapping[str, Any]) -> list[ActionResult]:
                 purchases_low=low * treated,
                 purchases_high=high * treated,
                 margin=found["incremental_margin"],
+                margin_low=(found.get("incremental_margin_ci95") or (None, None))[0],
+                margin_high=(found.get("incremental_margin_ci95") or (None, None))[1],
                 verdict=verdict(low, high),
                 periods=len(found["periods"]),
             )
