@@ -168,3 +168,16 @@ def test_inverse_propensity_weighting_values_a_policy_without_running_it() -> No
     mixed = ipw_profits(POPUP, data, half, margin).mean()
     expected = 0.5 * profit[treated & half].mean() + 0.5 * profit[~treated & ~half].mean()
     assert mixed == pytest.approx(expected, rel=0.05)
+
+
+def test_a_model_that_must_gain_is_promoted_only_on_a_clear_gain() -> None:
+    # where a pool showed no gain, a member's own model needs one it can measure: a response
+    # far from the prior still shows it; carts that respond exactly as the prior says do not
+    strong = experiment(20_000, seed=5, channel="onsite",
+                        rate=lambda v, m, h: np.where(m, 0.15, 0.01))  # fmt: skip
+    assert learn(POPUP, strong, must_gain=True).promoted
+    as_prior = experiment(20_000, seed=14, channel="onsite",
+                          rate=lambda v, m, h: np.full(np.shape(v), POPUP.rate))  # fmt: skip
+    assert learn(POPUP, as_prior).promoted  # by chance: a Qini a hair above the prior's
+    out = learn(POPUP, as_prior, must_gain=True)
+    assert not out.promoted and out.reason == "not_better", out
