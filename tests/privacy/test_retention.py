@@ -16,6 +16,7 @@ from cartpredict.core.settings import Settings
 from cartpredict.models.registry import ModelRegistry
 from cartpredict.monitoring.rollup import rollup
 from cartpredict.privacy.retention import purge
+from cartpredict.serving.background import purge_now
 from cartpredict.serving.container import build_services
 from cartpredict.serving.schemas import CartIn, EventsIn, RetailerCreate
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
@@ -210,3 +211,25 @@ def test_a_running_server_purges_on_its_own(world: Any) -> None:
         assert (day0.figures["carts"], day0.figures["predictions"]) == (5, 5)
         exposition = app.state.services.metrics.exposition().decode()
         assert 'cartpredict_purged_rows_total{table="events"} 4.0' in exposition
+
+
+def test_the_purge_rolls_up_the_days_that_are_final_and_leaves_open_ones_to_the_stats(
+    world: Any,
+) -> None:
+    """Before it deletes, the purge counts every day whose figures are final (they are never
+    computed again); a day still open is the periodic rollup's, not the purge's: a worker that
+    starts (and purges at once) does not read the whole day's log again."""
+    svc, settings, clock = world
+    score(svc, 3)  # day 0
+    clock.now = DAY0 + timedelta(days=1)
+    score(svc, 2, start=10)  # day 1
+    clock.now = DAY0 + timedelta(days=1, hours=2)
+    purge_now(svc.store, settings, clock=clock, metrics=svc.metrics, recorder=svc.recorder)
+    assert days_aggregated(svc) == []  # day 0 is still open: outcomes may yet arrive
+    clock.now = DAY0 + timedelta(days=3)  # day 0 ended 24 h + 24 h of late events ago
+    purge_now(svc.store, settings, clock=clock, metrics=svc.metrics, recorder=svc.recorder)
+    (day0,) = svc.store.daily_stats(retailer_id="store_1", start=DAY0.date(), end=DAY0.date())
+    assert day0.final and day0.figures["carts"] == 3
+    assert days_aggregated(svc) == [0]  # day 1 waits for the stats' rollup
+    rollup(svc.store, as_of=clock.now)
+    assert days_aggregated(svc) == [0, 1]

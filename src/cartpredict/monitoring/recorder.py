@@ -104,7 +104,7 @@ class PredictionRecorder:
             done = 0
             try:
                 for batch in batches:
-                    store.add_scored_carts(carts=[ScoredCart(*logged[i]) for i in batch])
+                    store.add_scored_carts(carts=[ScoredCart._make(logged[i]) for i in batch])
                     done += 1
                     self._taken -= len(batch)
                     written += len(batch)

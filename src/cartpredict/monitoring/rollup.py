@@ -72,12 +72,16 @@ def day_figures(
     return figures
 
 
-def rollup(store: RollupStore, *, as_of: datetime) -> int:
+def rollup(store: RollupStore, *, as_of: datetime, final_only: bool = False) -> int:
     """Recompute every retailer's days not yet final that still have predictions; return how
-    many retailer-days were written."""
+    many retailer-days were written. ``final_only``: only the days that are final as of
+    ``as_of`` (those a purge must count before it deletes their rows: a day still open is
+    recomputed by every later rollup anyway, from whatever rows remain)."""
     written = 0
+    last_day = last_final_day(as_of) if final_only else as_of.astimezone(UTC).date()
     for rid, first_day in store.first_scored().items():
-        last_day = as_of.astimezone(UTC).date()
+        if first_day > last_day:
+            continue  # (a purge's rollup: nothing of this retailer is final yet)
         final = {
             d.day for d in store.daily_stats(retailer_id=rid, start=first_day, end=last_day)
             if d.final
@@ -109,6 +113,11 @@ def rollup(store: RollupStore, *, as_of: datetime) -> int:
         store.put_daily_stats(retailer_id=rid, days=rows)
         written += len(rows)
     return written
+
+
+def last_final_day(as_of: datetime) -> date:
+    """The last UTC day whose figures are final as of ``as_of``."""
+    return (as_of - FINAL_AFTER).astimezone(UTC).date() - timedelta(days=1)
 
 
 def rollup_now(store: RollupStore, recorder: PredictionRecorder, *, clock: Clock) -> int:

@@ -35,6 +35,7 @@ from mangum import Mangum
 
 from cartpredict.api.app import check_store, create_app
 from cartpredict.monitoring.recorder import FLUSH_EVERY_S
+from cartpredict.monitoring.rollup import rollup_now
 from cartpredict.serving.background import purge_now
 from cartpredict.serving.sync import ChangeFeed, FeedKeeper
 from cartpredict.storage.engine import describe
@@ -78,6 +79,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def upkeep() -> dict[str, Any]:
     """What a scheduled event runs: the log's buffer, the daily stats, retention."""
     svc = _services
+    rollup_now(svc.store, svc.recorder, clock=svc.clock)
     purge_now(svc.store, svc.settings, clock=svc.clock, metrics=svc.metrics,
               recorder=svc.recorder)  # fmt: skip
     return {"upkeep": "done"}

@@ -33,26 +33,36 @@ class Decider:
         self._fixed: OrderedDict[tuple[str, str], tuple[Decision, float]] = OrderedDict()
         self._monotonic = monotonic
 
+    def fixed(self, tenant: Tenant, cart: CartIn) -> Decision | None:
+        """The cart's decision fixed by an earlier one, if it still holds (then the model's
+        inactivity curve is not needed: the caller scores the cart alone)."""
+        assert cart.cart_id is not None
+        key = (cart.retailer_id, cart.cart_id)
+        fixed = self._fixed.get(key)
+        if fixed is None:
+            return None
+        decision, until = fixed
+        if until <= self._monotonic() or decision.policy_version != tenant.retailer.policy_version:
+            del self._fixed[key]
+            return None
+        if cart.inactivity_hours <= decision.send_after_hours:
+            return decision  # (a record, immutable: shared by every answer of it)
+        return Decision(decision.policy_version, decision.group, decision.action,
+                        decision.held_out, cart.inactivity_hours, decision.expected_gain,
+                        decision.reason, decision.explored, decision.propensity)  # fmt: skip
+
     def decide(
         self, tenant: Tenant, cart: CartIn, p_abandoned: float, curve: Callable[[float], float]
     ) -> Decision:
         """``p_abandoned``: the served model's answer for the cart as it is now; ``curve``:
         its answer after any hours of inactivity."""
+        fixed = self.fixed(tenant, cart)
+        if fixed is not None:
+            return fixed
         assert cart.cart_id is not None
         key = (cart.retailer_id, cart.cart_id)
         now = self._monotonic()
         retailer = tenant.retailer
-        fixed = self._fixed.get(key)
-        if fixed is not None:
-            decision, until = fixed
-            if until > now and decision.policy_version == retailer.policy_version:
-                if cart.inactivity_hours <= decision.send_after_hours:
-                    return decision  # (a record, immutable: shared by every answer of it)
-                return Decision(decision.policy_version, decision.group, decision.action,
-                                decision.held_out, cart.inactivity_hours,
-                                decision.expected_gain, decision.reason, decision.explored,
-                                decision.propensity)  # fmt: skip
-            del self._fixed[key]
         policy = tenant.policy
         inactivity = cart.inactivity_hours
 

@@ -81,7 +81,7 @@ class Predictor:
             )
         model = tenant.model
         decision = None
-        if cart.cart_id is None:
+        if cart.cart_id is None or (decision := self._decider.fixed(tenant, cart)) is not None:
             p_abandoned, abandoned = model.score(cart, retailer)
         else:
             (p_abandoned, abandoned), curve = model.score_over_inactivity(cart, retailer)

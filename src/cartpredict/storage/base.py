@@ -167,9 +167,10 @@ class ModelVersion:
     kind: str = ABANDONMENT  # or RECOVERY: an action's recovery rates (models/recovery.py)
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredCart:
-    """One prediction as the stats need it (raw, row-level: kept as long as events are)."""
+class ScoredCart(NamedTuple):
+    """One prediction as the stats need it (raw, row-level: kept as long as events are). A
+    named tuple, as ``Decided``: a busy server makes thousands a second, in the thread that
+    writes the log, whose Python work holds the GIL the serving thread needs."""
 
     retailer_id: str
     at: datetime
