@@ -22,7 +22,7 @@ from cartpredict.decisions.gain import gain_at
 from cartpredict.learning.recovery_training import train_recovery
 from cartpredict.serving.container import build_services
 from cartpredict.serving.retailers import retailer_record
-from cartpredict.serving.schemas import CartIn, RetailerCreate
+from cartpredict.serving.schemas import CartIn, ModelOut, RetailerCreate
 from cartpredict.storage import RECOVERY
 from cartpredict.storage.migrate import upgrade
 from tests.support import responses
@@ -64,7 +64,11 @@ def model_info(settings: Any, clock: SettableClock, rid: str) -> dict[str, Any]:
     with TestClient(create_app(settings, clock=clock)) as client:
         response = client.get(f"/retailer/{rid}/model", headers=OPERATOR)
     assert response.status_code == 200, response.text
-    return dict(response.json())
+    body = dict(response.json())
+    # as documented in the OpenAPI schema: every field of the recovery section, no other
+    documented = ModelOut.model_validate(body).model_dump(mode="json", exclude_unset=True)
+    assert documented["recovery"] == body["recovery"]
+    return body
 
 
 def test_a_learnt_model_is_promoted_serves_decisions_and_is_explained(world: Any) -> None:

@@ -726,6 +726,73 @@ class HeldOutCurves(BaseModel):
     baseline: CurvesOf = Field(description="The baseline rule, fitted on the same training carts")
 
 
+class RecoveryPrior(BaseModel):
+    recovery_rate: Probability = Field(description="The channel's (or the action's own) prior")
+    decay_per_hour: Probability
+
+
+class QiniCurve(BaseModel):
+    shares: list[float] = Field(description="0, 0.05, ..., 1: the share of carts acted on")
+    model: list[float] = Field(
+        description="Purchases added per cart, acting on that share ranked by the model"
+    )
+    prior: list[float] = Field(description="The same, ranked by what it was compared with")
+
+
+class HeldOutRecovery(BaseModel):
+    """Cross-fitted figures on the randomised (treated and control) carts of the last
+    training, beside the same figures of what the model was compared with."""
+
+    qini: float | None = Field(description="Qini coefficient of the model's ranking")
+    qini_prior: float | None = Field(description="The same, of what it was compared with")
+    loglik: float | None = Field(description="Mean log-likelihood of the purchases")
+    loglik_prior: float | None
+    profit: float | None = Field(
+        description="Expected profit per cart of sending the action where the model's gain is "
+        "positive (inverse propensity weighting)"
+    )
+    profit_prior: float | None
+    compared_with: Literal["channel_prior", "pooled_model"] | None
+    qini_curve: QiniCurve | None = Field(
+        None, description="Kept only when each 5 % step covers at least 10 randomised carts"
+    )
+
+
+class RecoveryTraining(BaseModel):
+    reason: Literal[
+        "promoted", "pooled", "too_few_treated", "too_few_control", "not_better"
+    ] | None = Field(description="What the last training concluded for this action")  # fmt: skip
+    treated: int | None = Field(description="The retailer's treated carts (1-9: not shown)")
+    control: int | None = Field(description="The retailer's control carts (1-9: not shown)")
+    heldout: HeldOutRecovery | None = None
+
+
+class RecoveryAction(BaseModel):
+    action: str
+    channel: Channel
+    serves: Literal["prior", "own", "pooled"] = Field(
+        description="Where the recovery rate of decisions comes from: the prior, a model learnt "
+        "from this retailer's own treatment and control groups, or the pooled one"
+    )
+    prior: RecoveryPrior | None = Field(None, description="When the prior serves")
+    why: str | None = Field(None, description="Why the prior serves, in words")
+    explanation: list[str] | None = Field(
+        None, description="What the learnt model says, in plain words"
+    )
+    intercept: float | None = None
+    weights: dict[str, float] | None = Field(
+        None, description="Log-odds of recovery per feature (models/recovery.py)"
+    )
+    last_training: RecoveryTraining | None = None
+
+
+class RecoveryInfo(BaseModel):
+    version: str | None = Field(description="The recovery version serving (null: none yet)")
+    trained_at: str | None = Field(description="When recovery models were last trained")
+    description: str
+    actions: list[RecoveryAction] = Field(description="One per action of the policy in force")
+
+
 class ModelOut(BaseModel):
     retailer_id: str
     model_version: str
@@ -755,6 +822,9 @@ class ModelOut(BaseModel):
     )
     suppressed: list[Note] = Field(
         default_factory=list, description="Figures left out: they cover too few carts"
+    )
+    recovery: RecoveryInfo = Field(
+        description="The recovery models behind the decisions' expected gain and send time"
     )
 
 
