@@ -16,8 +16,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
-from cartpredict.decisions.decide import Decision, decide, group_of
+from cartpredict.decisions.decide import Decision, as_dict, decide, group_of
 from cartpredict.decisions.exploration import exploring
 from cartpredict.decisions.gain import gain_at
 from cartpredict.decisions.policy import NO_ACTION, Action
@@ -30,26 +31,31 @@ MAX_FIXED = 100_000
 
 class Decider:
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._fixed: OrderedDict[tuple[str, str], tuple[Decision, float]] = OrderedDict()
+        # (retailer, cart) -> (decision, fixed until, its answer)
+        self._fixed: OrderedDict[tuple[str, str], tuple[Decision, float, dict[str, Any]]] = (
+            OrderedDict()
+        )
         self._monotonic = monotonic
 
-    def fixed(self, tenant: Tenant, cart: CartIn) -> Decision | None:
-        """The cart's decision fixed by an earlier one, if it still holds (then the model's
-        inactivity curve is not needed: the caller scores the cart alone)."""
+    def fixed(self, tenant: Tenant, cart: CartIn) -> tuple[Decision, dict[str, Any]] | None:
+        """The cart's decision fixed by an earlier one, if it still holds, and its answer
+        (``as_dict``'s, made once and shared by every answer of it: never to be changed);
+        then the model's inactivity curve is not needed: the caller scores the cart alone."""
         assert cart.cart_id is not None
         key = (cart.retailer_id, cart.cart_id)
         fixed = self._fixed.get(key)
         if fixed is None:
             return None
-        decision, until = fixed
+        decision, until, answer = fixed
         if until <= self._monotonic() or decision.policy_version != tenant.retailer.policy_version:
             del self._fixed[key]
             return None
         if cart.inactivity_hours <= decision.send_after_hours:
-            return decision  # (a record, immutable: shared by every answer of it)
-        return Decision(decision.policy_version, decision.group, decision.action,
-                        decision.held_out, cart.inactivity_hours, decision.expected_gain,
-                        decision.reason, decision.explored, decision.propensity)  # fmt: skip
+            return decision, answer  # (a record, immutable: shared by every answer of it)
+        moved = Decision(decision.policy_version, decision.group, decision.action,
+                         decision.held_out, cart.inactivity_hours, decision.expected_gain,
+                         decision.reason, decision.explored, decision.propensity)  # fmt: skip
+        return moved, as_dict(moved)
 
     def decide(
         self, tenant: Tenant, cart: CartIn, p_abandoned: float, curve: Callable[[float], float]
@@ -58,7 +64,7 @@ class Decider:
         its answer after any hours of inactivity."""
         fixed = self.fixed(tenant, cart)
         if fixed is not None:
-            return fixed
+            return fixed[0]
         assert cart.cart_id is not None
         key = (cart.retailer_id, cart.cart_id)
         now = self._monotonic()
@@ -98,7 +104,7 @@ class Decider:
             decision = exploring(decision, tenant.salt, cart.cart_id, eligible, inactivity,
                                  share=policy.explore_share, gain_of=gain_of)  # fmt: skip
         if decision.action != NO_ACTION or decision.held_out != NO_ACTION:
-            self._fixed[key] = (decision, now + FIXED_FOR_S)
+            self._fixed[key] = (decision, now + FIXED_FOR_S, as_dict(decision))
             if len(self._fixed) > MAX_FIXED:
                 self._fixed.popitem(last=False)
         return decision

@@ -80,12 +80,16 @@ class Predictor:
                 problems[0]["field"] + ": " + problems[0]["reason"], details=problems
             )
         model = tenant.model
-        decision = None
-        if cart.cart_id is None or (decision := self._decider.fixed(tenant, cart)) is not None:
+        decision, answer = None, None
+        if cart.cart_id is None:
+            p_abandoned, abandoned = model.score(cart, retailer)
+        elif (fixed := self._decider.fixed(tenant, cart)) is not None:
+            decision, answer = fixed
             p_abandoned, abandoned = model.score(cart, retailer)
         else:
             (p_abandoned, abandoned), curve = model.score_over_inactivity(cart, retailer)
             decision = self._decider.decide(tenant, cart, p_abandoned, curve)
+            answer = as_dict(decision)
         out: dict[str, Any] = {
             "prediction": "abandoned" if abandoned else "purchased",
             "probability": round(p_abandoned if abandoned else 1.0 - p_abandoned, 6),
@@ -93,7 +97,7 @@ class Predictor:
             "abandonment_probability": round(p_abandoned, 6),
             "model_version": model.version,
             "threshold": model.threshold,
-            "decision": None if decision is None else as_dict(decision),
+            "decision": answer,
         }
         if cart.explain:
             explain = getattr(model, "contributions", None)
