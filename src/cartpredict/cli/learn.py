@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from cartpredict.cli.common import _as_of, _require_learning, _services, _settings, _upgrade
+from cartpredict.decisions.exploration import DEFAULT_EXPLORE_SHARE, DEFAULT_TIME_SHARE
 
 
 @click.command()
@@ -130,7 +131,7 @@ def _fmt(value: float | None) -> str:
 @click.option("--days", default=14, show_default=True, type=click.IntRange(2, 365))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 1000),
-              help="closed-loop: how many seeds, from --seed (about 90 s each)")  # fmt: skip
+              help="closed-loop: how many seeds, from --seed (about a minute each)")  # fmt: skip
 @click.option(
     "--truth",
     type=click.Choice(["logistic", "curved"]),
@@ -306,9 +307,10 @@ def experiment_coverage(
               help="Opted-in stores whose experiments make the pooled model.")  # fmt: skip
 @click.option("--carts-per-day", default=1300.0, show_default=True, type=click.FloatRange(1),
               help="Per store (14 days of history each).")  # fmt: skip
-@click.option("--explore-share", default=0.10, show_default=True,
+@click.option("--explore-share", default=DEFAULT_EXPLORE_SHARE, show_default=True,
               type=click.FloatRange(0.0, 1.0))  # fmt: skip
-@click.option("--time-share", default=0.30, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--time-share", default=DEFAULT_TIME_SHARE, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
               help="Of the other carts given a message, the share sent at random.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print every run as JSON")
 def uplift_loop(

@@ -9,7 +9,7 @@ history) and 21 days:
 2. *Days 1–14, deciding with the priors*: at 1 h of inactivity every unbought cart is decided
    by the product (``decisions.decide``: the model's P(purchase) over inactivity, the default
    policy's prior recovery rates), with exploration (``decisions.exploration``: 10 % of carts
-   get a random action and send time, 30 % of the others a random time for their message)
+   get a random action and send time, half of the others a random time for their message)
    and the policy's 10 % control group. The simulator answers with its *true* response
    (``learning/treatments.py``), which differs from the priors by segment and send time.
 3. *Learning*: each action's recovery model is learnt from the carts decided in days 1–14
