@@ -206,3 +206,26 @@ def test_event_rows_are_the_events_with_times_exact_to_the_microsecond(store: St
     assert with_attributes["e-2"] == {"tier": "gold", "score": 1.5}
     assert with_attributes["p-1"] is None
     assert list(store.event_rows(retailer_id="nobody")) == []
+
+
+@pytest.mark.parametrize("n", [1, 3, 256, 300, 777])
+def test_a_batch_of_the_log_is_written_whole_and_read_back_in_order(store: Store, n: int) -> None:
+    """Whatever a batch's size, every row comes back, exactly, in the order written, each
+    under its retailer, the decision with it."""
+    from cartpredict.storage import Decided, ScoredCart
+
+    store.create_retailer(retailer=make("store_1"), key_hash="a" * 64)
+    store.create_retailer(retailer=make("store_2"), key_hash="b" * 64)
+    decided = Decided(3, "treatment", "reminder_email", "none", 2.0, 0.75, "best_gain", True, 0.05)
+
+    def cart(i: int) -> ScoredCart:
+        return ScoredCart(f"store_{1 + i % 2}", T0 + timedelta(microseconds=i), f"c-{i}", "m-1",
+                          i / (n + 1), i % 3 == 0, 10.0 + i, 1 + i % 4, "mobile", "express",
+                          decided if i % 2 else None)  # fmt: skip
+
+    carts = [cart(i) for i in range(n)]
+    store.add_scored_carts(carts=carts)
+    end = T0 + timedelta(days=1)
+    for retailer_id in ("store_1", "store_2"):
+        back = store.scored_carts(retailer_id=retailer_id, start=T0, end=end)
+        assert list(back) == [c for c in carts if c.retailer_id == retailer_id]
