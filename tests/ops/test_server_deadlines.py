@@ -149,6 +149,23 @@ def test_a_body_sent_slowly_gets_408_and_is_closed_at_the_deadline(
     assert BODY_S - 0.1 <= elapsed <= BODY_S + SLACK_S
 
 
+def test_a_slow_body_after_an_answered_request_gets_its_408_too(
+    server: httpx.Client, key: str
+) -> None:
+    """The fast lane reads a prediction's body itself: the request the app answered before it
+    on the connection is not the one the deadline cuts short."""
+    head, body = request_bytes("/predict_cart", key, json.dumps(cart("store_1")).encode())
+    with connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+        sock.sendall(head)
+        started = time.monotonic()
+        response = trickle(sock, body, every_s=0.05, until_s=BODY_S + SLACK_S)
+        elapsed = time.monotonic() - started
+    assert_408(response, "body")
+    assert BODY_S - 0.1 <= elapsed <= BODY_S + SLACK_S
+
+
 def test_a_connection_that_sends_nothing_is_closed_at_the_head_deadline(
     server: httpx.Client,
 ) -> None:

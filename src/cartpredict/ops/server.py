@@ -1,5 +1,14 @@
 """Running the API: uvicorn with uvloop and httptools, one or more worker processes.
 
+The protocol answers ``POST /predict_cart`` itself when the app's fast lane
+(``api/fastlane.py``) can: once the request's head is in, it asks the lane whether the
+request is its; the body read, it writes the lane's answer at once, with uvicorn's default
+headers and keep-alive, without the ASGI message, the task and the event each request
+otherwise costs. Anything the lane leaves (a cache miss, a bad cart, other routes) goes to the
+app through uvicorn's own request cycle, with the body already read. Only a request with
+nothing before it still being answered on its connection is taken, so answers keep the order
+of the requests; pipelined requests behind an app's answer go the usual way.
+
 One worker is uvicorn alone, in one process. Several are uvicorn workers under gunicorn's
 master (through its application API), on Unix: the master imports the application's code
 once and forks the workers (as gunicorn's ``--preload`` would, but each worker builds its own
@@ -35,22 +44,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr
 
 from cartpredict.core import logs
 from cartpredict.core.errors import error_body
 from cartpredict.core.settings import Settings
+
+if TYPE_CHECKING:  # (imported with the app: prometheus_client must wait for the workers' setup)
+    from cartpredict.api.fastlane import FastLane
+
+log = logging.getLogger(__name__)
 
 HEAD, BODY = "head", "body"
 KEEP_ALIVE_S = 5  # uvicorn's default: how long an idle keep-alive connection stays open
@@ -60,7 +77,8 @@ SEVERAL_WORKERS = os.name == "posix"  # gunicorn forks: Unix only
 
 
 class NoDelayHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with TCP_NODELAY and deadlines for the head and body."""
+    """uvicorn's httptools protocol, with TCP_NODELAY, deadlines for the head and body, and
+    the fast lane taken between two reads of the socket."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,6 +88,10 @@ class NoDelayHttpTools(HttpToolsProtocol):
         self._begun = False  # a byte of the current request arrived
         self._watch: asyncio.TimerHandle | None = None
         self._watch_at = 0.0  # when the timer fires
+        self._lane = _lane(self.app) if self.root_path == "" else None
+        self._taken: tuple[float, bytes] | None = None  # (began, Authorization) of one it took
+        self._body: list[bytes] = []
+        self._closing = False  # the server is shutting down: close after the lane's answer
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
@@ -81,6 +103,9 @@ class NoDelayHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = None
+        if self._taken is not None and self._lane is not None:  # gone before its body was in
+            self._lane.left(self._taken[0])
+            self._taken = None
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
@@ -88,18 +113,93 @@ class NoDelayHttpTools(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # A pipelined request after one the lane answered, in the same read: the keep-alive
+        # timer that answer armed is not the idle connection's (uvicorn cancels it per read).
+        self._unset_keepalive_if_required()
         self._begun = True
         if self._phase is None:  # a new connection's first head is timed from the connection
             self._expect(HEAD)
 
     def on_headers_complete(self) -> None:
+        if self._lane is not None and self._for_the_lane():
+            authorization = self._lane.admits(self.headers)
+            if authorization is not None:
+                self._taken = (time.perf_counter(), authorization)
+                self._body = []
+                self._expect(BODY)
+                return
         super().on_headers_complete()
         self._expect(BODY)  # over at once, in on_message_complete, when there is none
 
+    def on_body(self, body: bytes) -> None:
+        if self._taken is not None:
+            self._body.append(body)  # (no more than the lane's limit: its content-length)
+        else:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        taken = self._taken
+        if taken is None:
+            super().on_message_complete()
+        else:
+            self._taken = None
+            body = b"".join(self._body)
+            self._body = []
+            self._answer(*taken, body)
         self._phase = None
         self._begun = False
+
+    def shutdown(self) -> None:
+        if self._taken is not None:  # its body is arriving: answered, then closed
+            self._closing = True
+        else:
+            super().shutdown()
+
+    def _for_the_lane(self) -> bool:
+        """Whether the request whose head just arrived may be the lane's: ``POST`` to its
+        path, no query, no upgrade or ``100-continue``, and nothing before it still being
+        answered on this connection (answers go out in the order of the requests)."""
+        cycle = self.cycle
+        return (
+            self.url == self._lane.raw_path  # type: ignore[union-attr]
+            and not self.expect_100_continue
+            and (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and self.parser.get_method() == b"POST"
+            and not self.parser.should_upgrade()
+        )
+
+    def _answer(self, began: float, authorization: bytes, body: bytes) -> None:
+        """The lane's answer, written at once, with uvicorn's default headers; or, when the
+        lane leaves the request to the app, the app's, through uvicorn's own cycle."""
+        assert self._lane is not None
+        try:
+            reply, charged = self._lane.answer(authorization, body)
+        except Exception:  # (the lane catches its own errors: a bug here is the server's)
+            log.exception("fast lane failed; handing the request to the app")
+            reply, charged = None, False
+        if reply is None:
+            self._lane.hand_on(self.scope, began, charged)  # type: ignore[arg-type]
+            super().on_headers_complete()  # uvicorn's: the scope completed, the app's task made
+            if self.cycle is not None:
+                self.cycle.body += body
+            super().on_message_complete()
+            return
+        version = self.parser.get_http_version()
+        keep_alive = version != "1.0" and self.parser.should_keep_alive() and not self._closing
+        head = [STATUS_LINE[reply.status]]
+        for name, value in (*self.server_state.default_headers, *reply.headers):
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(b"\r\n" if keep_alive else b"connection: close\r\n\r\n")
+        head.append(reply.body)
+        self.transport.write(b"".join(head))
+        self._lane.timed(reply.status, began)
+        if self.access_log:
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(self.scope),
+                                    "POST", self._lane.path, version, reply.status)  # fmt: skip
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()  # uvicorn's: the next pipelined request, or keep-alive
 
     def _expect(self, phase: str) -> None:
         self._phase = phase
@@ -128,7 +228,9 @@ class NoDelayHttpTools(HttpToolsProtocol):
 
     def _time_out(self, phase: str) -> None:
         self._phase = None
-        cycle = self.cycle if phase == BODY else None
+        # (A body the lane is reading has no cycle of its own: self.cycle is the previous one.)
+        cycle = self.cycle if phase == BODY and self._taken is None else None
+        self._taken = None
         if cycle is not None:  # the app is waiting for the body: it gets a disconnect
             cycle.keep_alive = False
             answered = cycle.response_started
@@ -170,6 +272,18 @@ def _timeouts(app: Any) -> dict[str, float]:
         return {HEAD: services.settings.header_timeout_s, BODY: services.settings.body_timeout_s}
     fields = Settings.model_fields
     return {HEAD: fields["header_timeout_s"].default, BODY: fields["body_timeout_s"].default}
+
+
+def _lane(app: Any) -> FastLane | None:
+    """The app's fast lane, found under uvicorn's wrappers, if it is enabled."""
+    from cartpredict.api.fastlane import FastLane
+
+    for _ in range(10):
+        entry = getattr(app, "entry", None)
+        if isinstance(entry, FastLane):
+            return entry if entry.enabled else None
+        app = getattr(app, "app", None)
+    return None
 
 
 def _services(app: Any) -> Any:
