@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.types import Receive, Scope, Send
 
 from cartpredict.api.app import create_app
 from cartpredict.api.fastlane import FastLane
@@ -25,21 +24,11 @@ from cartpredict.models.logistic import LogisticModel
 from cartpredict.monitoring.metrics import Metrics
 from cartpredict.storage import POOLED_SCOPE, ModelVersion
 from tests.api.test_bad_input import CASES
+from tests.support.asgi import Counting
 from tests.support.factories import OPERATOR, cart, create_retailer, make_settings
 from tests.support.feeds import await_a_feed_poll
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-class Counting:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
 
 
 class Pair:

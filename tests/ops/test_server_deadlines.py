@@ -116,6 +116,16 @@ def assert_408(response: bytes, what: str) -> None:
     assert what in error.message
 
 
+def assert_body_times_out(sock: socket.socket, head: bytes, body: bytes) -> None:
+    """The head sent at once, the body a byte at a time: 408 at the body's deadline."""
+    sock.sendall(head)
+    started = time.monotonic()
+    response = trickle(sock, body, every_s=0.05, until_s=BODY_S + SLACK_S)
+    elapsed = time.monotonic() - started
+    assert_408(response, "body")
+    assert BODY_S - 0.1 <= elapsed <= BODY_S + SLACK_S
+
+
 def request_bytes(path: str, key: str, body: bytes) -> tuple[bytes, bytes]:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n"
@@ -141,12 +151,7 @@ def test_a_body_sent_slowly_gets_408_and_is_closed_at_the_deadline(
     """On the fast lane and on the framework's path alike: the deadline is the server's."""
     head, body = request_bytes(path, key, json.dumps(cart("store_1")).encode())
     with connect(server) as sock:
-        sock.sendall(head)
-        started = time.monotonic()
-        response = trickle(sock, body, every_s=0.05, until_s=BODY_S + SLACK_S)
-        elapsed = time.monotonic() - started
-    assert_408(response, "body")
-    assert BODY_S - 0.1 <= elapsed <= BODY_S + SLACK_S
+        assert_body_times_out(sock, head, body)
 
 
 def test_a_slow_body_after_an_answered_request_gets_its_408_too(
@@ -158,12 +163,7 @@ def test_a_slow_body_after_an_answered_request_gets_its_408_too(
     with connect(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
         assert read_response(sock).startswith(b"HTTP/1.1 200 OK\r\n")
-        sock.sendall(head)
-        started = time.monotonic()
-        response = trickle(sock, body, every_s=0.05, until_s=BODY_S + SLACK_S)
-        elapsed = time.monotonic() - started
-    assert_408(response, "body")
-    assert BODY_S - 0.1 <= elapsed <= BODY_S + SLACK_S
+        assert_body_times_out(sock, head, body)
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_head_deadline(

@@ -22,28 +22,15 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 import uvicorn
-from starlette.types import Receive, Scope, Send
 
 from cartpredict.api.app import create_app
 from cartpredict.ops.server import UVICORN
+from tests.support.asgi import Counting
 from tests.support.factories import OPERATOR, cart, make_settings, retailer_spec
 from tests.support.feeds import await_a_feed_poll
 from tests.support.servers import free_port
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers but the date, body
-
-
-class Counting:
-    """Counts the HTTP requests that reach the app."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.calls = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
 
 
 @contextmanager
