@@ -31,6 +31,7 @@ from tests.support.feeds import await_a_feed_poll
 from tests.support.servers import free_port
 
 Answer = tuple[int, dict[str, str], bytes]  # status, headers but the date, body
+BURST = 20  # a retailer's calls before the rate limit (which refills by 0.001 a second)
 
 
 @contextmanager
@@ -75,8 +76,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 
     url = f"sqlite:///{tmp_path_factory.mktemp('lane') / 'cartpredict.db'}"
     upgrade(url)
-    # A small burst, to see the rate limit answered alike and counted once a request.
-    settings = make_settings(url, rate_limit_per_s=0.001, rate_limit_burst=6)
+    # A burst that every test's calls for one retailer fit in, and the rate limit's test
+    # exceeds: to see the limit answered alike and a request counted once.
+    settings = make_settings(url, rate_limit_per_s=0.001, rate_limit_burst=BURST)
     counted = Counting(create_app(settings))
     with serving(counted) as lane, serving(create_app(settings, fast_lane=False)) as plain:
         yield Pair(lane, plain, counted)
@@ -152,9 +154,12 @@ def test_the_protocol_answers_as_the_app_and_keeps_the_order(
     first, fixed = json.loads(answers[2][2]), json.loads(answers[3][2])
     assert first["decision"] is not None and first["decision"] == fixed["decision"]
     assert "contributions" in json.loads(answers[5][2])
-    reached = 0
+    statuses, reached = [], 0
     for raw in requests:  # one request a connection
-        reached += pair.both(raw, 1)[1]
+        answered, reaching = pair.both(raw, 1)
+        statuses.append(answered[0][0])
+        reached += reaching
+    assert statuses == [200, 200, 200, 200, 422, 200, 401, 422, 200]
     assert reached == 4  # the health check and the three errors; the lane answered the rest
 
 
@@ -179,18 +184,20 @@ def test_the_rate_limit_is_answered_alike_and_counts_a_request_once(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A call for another retailer's cart is counted by the lane, then answered by the app
-    (404), which must not count it again: six calls fit the burst of six, the seventh gets
-    429 with its Retry-After. One call a connection, so that the protocol sees each."""
+    (404), which must not count it again: ``BURST`` calls fit, the next gets 429 with its
+    Retry-After. One call a connection, so that the protocol sees each."""
     key = new_key(pair, "store_4", monkeypatch)
     new_key(pair, "store_5", monkeypatch)
     calls = [post(cart("store_4"), key)] * 2 + [post(cart("store_5"), key)] * 2
-    calls += [post(cart("store_4"), key)] * 3
+    calls += [post(cart("store_4"), key)] * (BURST - 3)
     answers, reached = [], 0
     for raw in calls:
         answered, reaching = pair.both(raw, 1)
         answers += answered
         reached += reaching
-    assert [status for status, _, _ in answers] == [200, 200, 404, 404, 200, 200, 429]
+    assert [status for status, _, _ in answers] == [200, 200, 404, 404] + [200] * (BURST - 4) + [
+        429
+    ]
     assert reached == 3  # the first call (the key not yet cached) and the two 404s
     assert int(answers[-1][1]["retry-after"]) >= 1
     assert json.loads(answers[-1][2])["error"]["code"] == "rate_limited"
