@@ -104,6 +104,14 @@ def post(body: Any, key: str | None, *, version: str = "1.1", extra: str = "") -
     ).encode() + data
 
 
+def answered(pair: Pair, status: int) -> float:
+    """The lane's server's count of ``/predict_cart`` answers with ``status`` (/metrics)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{pair.lane}") as client:
+        text = client.get("/metrics").text
+    line = f'cartpredict_http_responses_total{{route="/predict_cart",status="{status}"}}'
+    return float(next((x for x in text.splitlines() if x.startswith(line)), "_ 0").split()[-1])
+
+
 def exchange(port: int, raw: bytes, expect: int) -> tuple[list[Answer], bool]:
     """The answers to ``raw``, sent in one write, and whether the server then closed."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -195,9 +203,8 @@ def test_the_rate_limit_is_answered_alike_and_counts_a_request_once(
         answered, reaching = pair.both(raw, 1)
         answers += answered
         reached += reaching
-    assert [status for status, _, _ in answers] == [200, 200, 404, 404] + [200] * (BURST - 4) + [
-        429
-    ]
+    expected = [200, 200, 404, 404] + [200] * (BURST - 4) + [429]
+    assert [status for status, _, _ in answers] == expected
     assert reached == 3  # the first call (the key not yet cached) and the two 404s
     assert int(answers[-1][1]["retry-after"]) >= 1
     assert json.loads(answers[-1][2])["error"]["code"] == "rate_limited"
@@ -209,16 +216,10 @@ def test_an_answer_of_the_lane_is_in_the_metrics(
     key = new_key(pair, "store_6", monkeypatch)
     pair.both(post(cart("store_6"), key), 1)
 
-    def answered() -> float:
-        with httpx.Client(base_url=f"http://127.0.0.1:{pair.lane}") as client:
-            text = client.get("/metrics").text
-        line = 'cartpredict_http_responses_total{route="/predict_cart",status="200"}'
-        return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
-
-    before, calls = answered(), pair.counted.calls
+    before, calls = answered(pair, 200), pair.counted.calls
     exchange(pair.lane, post(cart("store_6"), key) * 5, 5)
-    assert pair.counted.calls == calls + 0  # the lane answered the five
-    assert answered() == before + 5
+    assert pair.counted.calls == calls  # the lane answered the five
+    assert answered(pair, 200) == before + 5
 
 
 def test_a_client_that_leaves_mid_body_is_counted(
@@ -226,18 +227,12 @@ def test_a_client_that_leaves_mid_body_is_counted(
 ) -> None:
     key = new_key(pair, "store_7", monkeypatch)
 
-    def gone() -> float:
-        with httpx.Client(base_url=f"http://127.0.0.1:{pair.lane}") as client:
-            text = client.get("/metrics").text
-        line = 'cartpredict_http_responses_total{route="/predict_cart",status="499"}'
-        return float(next((x for x in text.splitlines() if x.startswith(line)), "_ 0").split()[-1])
-
-    before = gone()
+    before = answered(pair, 499)
     raw = post(cart("store_7"), key)
     with socket.create_connection(("127.0.0.1", pair.lane), timeout=10) as sock:
         sock.sendall(raw[:-20])  # the head and most of the body
         time.sleep(0.2)
     deadline = time.monotonic() + 10
-    while gone() != before + 1:
+    while answered(pair, 499) != before + 1:
         assert time.monotonic() < deadline, "the request that was left is not counted"
         time.sleep(0.05)
