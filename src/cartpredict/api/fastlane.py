@@ -99,25 +99,22 @@ class FastLane:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started: float | None = scope.get(STARTED)
-        tried = started is not None  # by the protocol, which left the request to the app
+        started: float | None = scope.get(STARTED)  # set: the protocol left it to the app
         if started is None:
             started = time.perf_counter()
-        if tried:
-            pass
-        elif self._enabled and scope["path"] == PATH and scope["method"] == "POST":
-            status, body = await self._predict(scope, receive, send)
-            if status is not None:
-                self._metrics.request(PATH, status, time.perf_counter() - started)
-                return
-            if body is not None:
-                receive = _replay(body, receive)
-        elif self._enabled and self._limiter is not None and scope["path"] not in self._public:
-            wait = self._over_limit(scope)
-            if wait:
-                await self._refuse(wait, scope, receive, send)
-                self._metrics.request(self._route(scope), 429, time.perf_counter() - started)
-                return
+            if self._enabled and scope["path"] == PATH and scope["method"] == "POST":
+                status, body = await self._predict(scope, receive, send)
+                if status is not None:
+                    self._metrics.request(PATH, status, time.perf_counter() - started)
+                    return
+                if body is not None:
+                    receive = _replay(body, receive)
+            elif self._enabled and self._limiter is not None and scope["path"] not in self._public:
+                wait = self._over_limit(scope)
+                if wait:
+                    await _send(self._refusal(wait), send)
+                    self._metrics.request(self._route(scope), 429, time.perf_counter() - started)
+                    return
         status = 500  # unless the app starts a response
         answered = False
 
@@ -247,9 +244,6 @@ class FastLane:
             return 0.0
         scope[CHARGED] = True
         return self._limiter.take(caller.retailer_id)
-
-    async def _refuse(self, wait_s: float, scope: Scope, receive: Receive, send: Send) -> None:
-        await _send(self._refusal(wait_s), send)
 
     def _refusal(self, wait_s: float) -> Reply:
         """The framework's very answer to a call over its limit (``errors.install``)."""

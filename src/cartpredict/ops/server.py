@@ -121,8 +121,9 @@ class NoDelayHttpTools(HttpToolsProtocol):
             self._expect(HEAD)
 
     def on_headers_complete(self) -> None:
-        if self._lane is not None and self._for_the_lane():
-            authorization = self._lane.admits(self.headers)
+        lane = self._lane
+        if lane is not None and self._for_the_lane(lane):
+            authorization = lane.admits(self.headers)
             if authorization is not None:
                 self._taken = (time.perf_counter(), authorization)
                 self._body = []
@@ -155,13 +156,13 @@ class NoDelayHttpTools(HttpToolsProtocol):
         else:
             super().shutdown()
 
-    def _for_the_lane(self) -> bool:
+    def _for_the_lane(self, lane: FastLane) -> bool:
         """Whether the request whose head just arrived may be the lane's: ``POST`` to its
         path, no query, no upgrade or ``100-continue``, and nothing before it still being
         answered on this connection (answers go out in the order of the requests)."""
         cycle = self.cycle
         return (
-            self.url == self._lane.raw_path  # type: ignore[union-attr]
+            self.url == lane.raw_path
             and not self.expect_100_continue
             and (cycle is None or cycle.response_complete)
             and not self.pipeline
